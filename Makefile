@@ -1,0 +1,60 @@
+# The verbs a newcomer types. `make demo` runs the main job, `make test` proves it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := libs/schemas libs/runtime libs/stack services/catalog services/checkout \
+            services/commission services/live services/detector
+PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+STAMP := $(VENV)/.installed
+
+.PHONY: help install up demo test test-fast lint typecheck contracts asyncapi lock clean
+
+help:  ## list the verbs
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# Reinstall only when a pyproject or the pins change. torch comes first and pinned:
+# pip then takes this machine's local wheel instead of resolving a newer release.
+$(STAMP): $(PYPROJECTS) requirements/constraints.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt torch torchvision
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt \
+		$(foreach p,$(PACKAGES),-e $(p))
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install every package (idempotent)
+
+up: install  ## start the embedded platform (Kafka-protocol broker, Postgres, Qdrant, services); Ctrl-C stops it
+	$(BIN)/python -m vitrine_stack up
+
+demo: install  ## the main job: seed shops, match crops to products, buy, refund, print the ledger
+	$(BIN)/python -m vitrine_stack demo
+
+test: install  ## every test: unit, contract, cross-service and slow ones
+	$(BIN)/python tools/gen_contracts.py --check
+	$(BIN)/python tools/gen_asyncapi.py --check
+	$(BIN)/python -m pytest
+
+test-fast: install  ## unit tests only (no embedded platform)
+	$(BIN)/python -m pytest -m "not e2e and not slow"
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(foreach p,$(PACKAGES),$(p)/src)
+
+contracts: install  ## regenerate the committed JSON Schemas of every event
+	$(BIN)/python tools/gen_contracts.py
+
+asyncapi: install  ## regenerate docs/asyncapi/*.json from the services' FastStream apps
+	$(BIN)/python tools/gen_asyncapi.py
+
+lock: install  ## refresh requirements/constraints.txt from the current venv
+	( echo "# Exact versions the project is tested with (pip install -c). Regenerate: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable ) > requirements/constraints.txt
+
+clean:  ## remove the venv and the embedded platform's data
+	rm -rf $(VENV) .vitrine

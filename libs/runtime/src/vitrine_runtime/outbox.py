@@ -1,0 +1,150 @@
+"""Transactional outbox: write events with the change, publish them after commit.
+
+`enqueue` is called inside the transaction that makes the change. The relay, one per
+service (a Postgres advisory lock elects it), publishes unpublished rows in id order
+with acks=all and marks them published. A crash between publishing and marking only
+re-publishes; consumers deduplicate on event id, so the effect is exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from vitrine_runtime import metrics
+from vitrine_runtime.db import Database
+from vitrine_runtime.logging import get_logger
+from vitrine_schemas.envelope import Envelope, Event
+
+log = get_logger(__name__)
+
+# publish(topic, key, payload, headers) -> awaitable that resolves once the broker has it
+Publish = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Awaitable[object]]]
+
+
+async def enqueue(conn: asyncpg.Connection, envelope: Envelope[Event]) -> None:
+    """Record an event in the caller's transaction; the relay publishes it after commit."""
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, key, event_type, payload, headers)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        envelope.event_id,
+        envelope.data.topic,
+        envelope.partition_key,
+        envelope.type,
+        envelope.to_bytes(),
+        envelope.headers(),
+    )
+    # Wake the relay at once instead of at its next poll; delivered only on commit.
+    await conn.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+def _channel(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        publish: Publish,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self._db = db
+        self._publish = publish
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self.is_leader = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database or broker went away: retry, never die
+                self.is_leader = False
+                log.warning("outbox_relay_error", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        # A dedicated connection holds the leader lock and listens for new rows.
+        self._listener = conn = await asyncpg.connect(
+            self._db.url, server_settings={"search_path": self._db.schema}
+        )
+        try:
+            while not await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", _channel(self._db.schema)
+            ):
+                await asyncio.sleep(self._poll_interval_s * 4)
+            self.is_leader = True
+            await conn.add_listener(_channel(self._db.schema), lambda *_: self._wake.set())
+            log.info("outbox_relay_leading", schema=self._db.schema)
+            while True:
+                published = await self.publish_pending()
+                if published < self._batch_size:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+        finally:
+            self.is_leader = False
+            self._listener = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished events, in order; returns how many."""
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch(
+                "SELECT id, topic, key, payload, headers FROM outbox"
+                " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if rows:
+                # Send all, then wait for all acks: aiokafka batches the sends per
+                # partition and keeps their order.
+                acks = [
+                    await self._publish(r["topic"], r["key"].encode(), r["payload"], r["headers"])
+                    for r in rows
+                ]
+                await asyncio.gather(*acks)
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                    [r["id"] for r in rows],
+                )
+                for r in rows:
+                    metrics.OUTBOX_PUBLISHED.labels(r["topic"]).inc()
+            backlog = await conn.fetchrow(
+                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                " AS age FROM outbox WHERE published_at IS NULL"
+            )
+        metrics.OUTBOX_BACKLOG.set(max(0, backlog["n"] - len(rows)))
+        metrics.OUTBOX_OLDEST_AGE.set(float(backlog["age"]) if backlog["n"] > len(rows) else 0.0)
+        return len(rows)
+
+    async def purge_published(self, older_than_s: float) -> int:
+        result = await self._db.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            older_than_s,
+        )
+        return int(result.split()[-1])
+

@@ -1,0 +1,209 @@
+"""Composition root shared by every service: broker, database, outbox relay, consumer, HTTP.
+
+A service builds one `ServiceRuntime`, registers its event handlers on `runtime.consumer`,
+adds its HTTP routers and calls `runtime.serve()`. Start and stop order is fixed here so
+that no service gets it wrong: the database and its migrations first, then the consumer
+and relay; on shutdown, stop taking messages before closing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Union
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from vitrine_runtime import tracing
+from vitrine_runtime.consumer import EventConsumer
+from vitrine_runtime.db import Database
+from vitrine_runtime.http import install_common_routes
+from vitrine_runtime.logging import configure_logging, get_logger
+from vitrine_runtime.outbox import OutboxRelay
+from vitrine_runtime.settings import ServiceSettings
+from vitrine_schemas.envelope import Envelope, Event
+
+log = get_logger(__name__)
+
+Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: str | None = None,
+        produces: Sequence[type[Event]] = (),
+        version: str = "0.1.0",
+        description: str = "",
+    ) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.version = version
+        self.description = description
+        self._migrations = migrations
+        self._produces = produces
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            acks="all",
+            client_id=f"vitrine-{self.name}{settings.kafka_client_id_suffix}",
+            linger_ms=5,
+        )
+        self.consumer = EventConsumer(
+            self.name,
+            max_attempts=settings.consumer_max_attempts,
+            retry_backoff_s=settings.consumer_retry_backoff_s,
+        )
+        self._db: Database | None = None
+        self.relay: OutboxRelay | None = None
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._started = False
+        self._document_publishers()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._db
+
+    def on_start(self, hook: Hook) -> Hook:
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        self._on_stop.append(hook)
+        return hook
+
+    async def start(self) -> None:
+        self._db = await Database.connect(
+            self.settings.database_url,
+            self.settings.schema_name,
+            pool_size=self.settings.database_pool_size,
+        )
+        await self._db.migrate(*([self._migrations] if self._migrations else []))
+        for hook in self._on_start:
+            await hook(self)
+        self.consumer.bind(self._db, self._publish_confirmed)
+        self.consumer.attach(self.broker)
+        await self.broker.start()
+        self.relay = OutboxRelay(
+            self._db,
+            self._publish,
+            batch_size=self.settings.outbox_batch_size,
+            poll_interval_s=self.settings.outbox_poll_interval_s,
+        )
+        await self.relay.start()
+        self._started = True
+        log.info("service_started", consumes=self.consumer.event_types)
+
+    async def stop(self) -> None:
+        self._started = False
+        if self.relay:
+            await self.relay.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        for hook in reversed(self._on_stop):
+            with contextlib.suppress(Exception):
+                await hook(self)
+        if self._db:
+            await self._db.close()
+        log.info("service_stopped")
+
+    async def readiness(self) -> dict[str, bool]:
+        if not self._started or self._db is None:
+            return {"started": False}
+        database, broker = await asyncio.gather(self._db.ping(), self._broker_ping())
+        return {"started": True, "database": database, "broker": broker}
+
+    async def _broker_ping(self) -> bool:
+        try:
+            return bool(await self.broker.ping(timeout=2.0))
+        except Exception:
+            return False
+
+    # --- events -------------------------------------------------------------------------
+
+    def envelope(self, data: Event) -> Envelope[Event]:
+        """Wrap a payload, carrying the current flow's correlation id."""
+        return Envelope.wrap(
+            data, producer=self.name, correlation_id=tracing.current_correlation_id()
+        )
+
+    async def _publish(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        return await self.broker.publish(
+            value, topic, key=key, headers=headers, no_confirm=True
+        )
+
+    async def _publish_confirmed(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> None:
+        await self.broker.publish(value, topic, key=key, headers=headers)
+
+    def _document_publishers(self) -> None:
+        # Publishers exist for the AsyncAPI document: what this service emits, with schemas.
+        by_topic: dict[str, list[type[Event]]] = {}
+        for event_cls in self._produces:
+            by_topic.setdefault(event_cls.topic, []).append(event_cls)
+        for topic, classes in sorted(by_topic.items()):
+            payload: Any = classes[0] if len(classes) == 1 else Union[tuple(classes)]  # noqa: UP007
+            self.broker.publisher(
+                topic,
+                schema=Envelope[payload],
+                title=f"{self.name}:{topic}",
+                description="emits: " + ", ".join(c.event_type for c in classes),
+            )
+
+    def asyncapi(self) -> dict[str, Any]:
+        self.consumer.attach(self.broker)
+        spec = AsyncAPI(
+            self.broker,
+            title=f"vitrine-{self.name}",
+            version=self.version,
+            description=self.description,
+        )
+        return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def create_app(self, routers: Sequence[APIRouter] = ()) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(
+            title=f"Vitrine {self.name}",
+            version=self.version,
+            description=self.description,
+            lifespan=lifespan,
+        )
+        install_common_routes(app, self.readiness)
+        for router in routers:
+            app.include_router(router)
+        app.state.runtime = self
+        return app
+
+    def serve(self, app: FastAPI) -> None:
+        configure_logging(self.name, self.settings.log_level, self.settings.log_format)
+        uvicorn.run(
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+

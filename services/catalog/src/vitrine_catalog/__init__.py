@@ -1,0 +1,2 @@
+"""Vitrine catalog: shops and products, product image vectors, and the matcher that turns
+objects seen in videos into shoppable tags."""

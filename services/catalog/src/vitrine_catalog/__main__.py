@@ -1,0 +1,3 @@
+from vitrine_catalog.app import main
+
+main()

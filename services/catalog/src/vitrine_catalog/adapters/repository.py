@@ -1,0 +1,155 @@
+"""SQL for shops, products, images and video tags (asyncpg, the service's own schema)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from vitrine_catalog.domain.products import Product, Shop
+from vitrine_schemas.events import ProductStatus, ShopKind
+from vitrine_schemas.money import Money
+
+
+def _shop(row: asyncpg.Record) -> Shop:
+    return Shop(row["shop_id"], row["name"], ShopKind(row["kind"]), row["seller_id"])
+
+
+def _product(row: asyncpg.Record) -> Product:
+    return Product(
+        product_id=row["product_id"],
+        shop_id=row["shop_id"],
+        title=row["title"],
+        price=Money(amount_minor=row["price_minor"], currency=row["currency"]),
+        stock=row["stock"],
+        stock_version=row["stock_version"],
+        commission_bps=row["commission_bps"],
+        status=ProductStatus(row["status"]),
+        version=row["version"],
+        image_count=row["image_count"],
+    )
+
+
+_PRODUCT_SELECT = """
+    SELECT p.*, (SELECT count(*) FROM product_images i WHERE i.product_id = p.product_id)
+           AS image_count
+    FROM products p
+"""
+
+
+async def insert_shop(conn: asyncpg.Connection, shop: Shop) -> None:
+    await conn.execute(
+        "INSERT INTO shops (shop_id, name, kind, seller_id) VALUES ($1, $2, $3, $4)",
+        shop.shop_id, shop.name, shop.kind.value, shop.seller_id,
+    )
+
+
+async def get_shop(conn: asyncpg.Connection, shop_id: str) -> Shop | None:
+    row = await conn.fetchrow("SELECT * FROM shops WHERE shop_id = $1", shop_id)
+    return _shop(row) if row else None
+
+
+async def insert_product(conn: asyncpg.Connection, product: Product) -> None:
+    await conn.execute(
+        "INSERT INTO products (product_id, shop_id, title, price_minor, currency, stock,"
+        " stock_version, commission_bps, status, version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        product.product_id, product.shop_id, product.title, product.price.amount_minor,
+        product.price.currency, product.stock, product.stock_version, product.commission_bps,
+        product.status.value, product.version,
+    )
+
+
+async def update_product(conn: asyncpg.Connection, product: Product) -> None:
+    await conn.execute(
+        "UPDATE products SET title = $2, price_minor = $3, stock = $4, stock_version = $5,"
+        " commission_bps = $6, status = $7, version = $8, updated_at = now()"
+        " WHERE product_id = $1",
+        product.product_id, product.title, product.price.amount_minor, product.stock,
+        product.stock_version, product.commission_bps, product.status.value, product.version,
+    )
+
+
+async def get_product(
+    conn: asyncpg.Connection, product_id: str, *, for_update: bool = False
+) -> Product | None:
+    if for_update:
+        await conn.execute("SELECT 1 FROM products WHERE product_id = $1 FOR UPDATE", product_id)
+    row = await conn.fetchrow(f"{_PRODUCT_SELECT} WHERE p.product_id = $1", product_id)
+    return _product(row) if row else None
+
+
+async def list_products(conn: asyncpg.Connection, shop_id: str) -> list[Product]:
+    rows = await conn.fetch(
+        f"{_PRODUCT_SELECT} WHERE p.shop_id = $1 ORDER BY p.created_at, p.product_id", shop_id
+    )
+    return [_product(r) for r in rows]
+
+
+async def active_products(conn: asyncpg.Connection, product_ids: list[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT product_id FROM products WHERE product_id = ANY($1::text[]) AND status = 'active'",
+        product_ids,
+    )
+    return {r["product_id"] for r in rows}
+
+
+async def insert_image(
+    conn: asyncpg.Connection, image_id: uuid.UUID, product_id: str, media_uri: str, model: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO product_images (image_id, product_id, media_uri, embedding_model)"
+        " VALUES ($1, $2, $3, $4)",
+        image_id, product_id, media_uri, model,
+    )
+
+
+async def record_track(
+    conn: asyncpg.Connection,
+    *,
+    video_id: str,
+    track_id: str,
+    creator_id: str,
+    label: str,
+    first_seen_ms: int,
+    last_seen_ms: int,
+    crop_uris: list[str],
+    best_score: float | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO video_tracks (video_id, track_id, creator_id, label, first_seen_ms,"
+        " last_seen_ms, crop_uris, best_score) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (video_id, track_id) DO UPDATE SET best_score = EXCLUDED.best_score",
+        video_id, track_id, creator_id, label, first_seen_ms, last_seen_ms, crop_uris, best_score,
+    )
+
+
+async def upsert_tag(
+    conn: asyncpg.Connection,
+    *,
+    video_id: str,
+    track_id: str,
+    product_id: str,
+    shop_id: str,
+    creator_id: str,
+    score: float,
+    first_seen_ms: int,
+    last_seen_ms: int,
+) -> bool:
+    """Store a tag; False if this track already carries one (redelivery, re-match)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO video_tags (video_id, track_id, product_id, shop_id, creator_id, score,"
+        " first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (video_id, track_id) DO NOTHING RETURNING true",
+        video_id, track_id, product_id, shop_id, creator_id, score, first_seen_ms, last_seen_ms,
+    )
+    return bool(inserted)
+
+
+async def video_tags(conn: asyncpg.Connection, video_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT t.*, p.title, p.price_minor, p.currency, p.status FROM video_tags t"
+        " JOIN products p USING (product_id)"
+        " WHERE t.video_id = $1 AND p.status = 'active' ORDER BY t.first_seen_ms, t.track_id",
+        video_id,
+    )

@@ -1,0 +1,10 @@
+from prometheus_client import Counter, Histogram
+
+MATCH_DECISIONS = Counter(
+    "vitrine_match_decisions_total", "Tracked objects judged by the matcher", ["outcome"]
+)
+MATCH_SCORE = Histogram(
+    "vitrine_match_score",
+    "Score of accepted matches (mean cosine over a track's crops)",
+    buckets=(0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0),
+)
