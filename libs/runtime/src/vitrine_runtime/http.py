@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
 
 from vitrine_runtime import metrics, tracing
 from vitrine_runtime.errors import ConflictError, DomainError, NotFoundError
@@ -60,12 +59,13 @@ def install_common_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
         )
         token = tracing.set_correlation_id(trace_id)
         started = time.perf_counter()
-        route = _route_template(app, request)
         try:
             with structlog.contextvars.bound_contextvars(correlation_id=trace_id):
                 response = await call_next(request)
         finally:
             tracing.reset_correlation_id(token)
+        # Label by the route's template (/orders/{order_id}), never the raw path.
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
         if route not in {"/metrics", "/healthz", "/readyz"}:
             metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
             metrics.HTTP_REQUEST_SECONDS.labels(request.method, route).observe(
@@ -74,11 +74,3 @@ def install_common_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
         response.headers["traceparent"] = tracing.traceparent(trace_id)
         return response
 
-
-def _route_template(app: FastAPI, request: Request) -> str:
-    # Label by the route's template (/orders/{order_id}), never the raw path: bounded series.
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return getattr(route, "path", "unmatched")
-    return "unmatched"

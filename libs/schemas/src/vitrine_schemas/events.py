@@ -203,6 +203,16 @@ class OrderPlaced(Event):
     attribution: Attribution
     placed_at: AwareDatetime
 
+    @model_validator(mode="after")
+    def _rates_within_the_whole(self) -> OrderPlaced:
+        for line in self.lines:
+            if line.commission_bps + self.platform_fee_bps > 10_000:
+                raise ValueError(
+                    f"{line.product_id}: commission {line.commission_bps} bp and platform fee"
+                    f" {self.platform_fee_bps} bp exceed 100 %"
+                )
+        return self
+
 
 class OrderRefunded(Event):
     """Part or all of an order was refunded. `refunded_total` is cumulative."""

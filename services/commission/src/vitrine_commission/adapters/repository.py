@@ -1,0 +1,427 @@
+"""The ledger in PostgreSQL (asyncpg): postings in, balances and statements out.
+
+Write functions take the caller's connection, so a posting commits with the inbox row and
+the outbox event of the same handler. Amounts are bigint minor units end to end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from vitrine_commission.domain.accounts import AccountKind, AccountRef, OwnerType
+from vitrine_commission.domain.rules import BookedOrder, LedgerTransaction, Shares, TransactionKind
+from vitrine_schemas.events import ShopKind
+
+# --- read models ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    id: int
+    ref: AccountRef
+    balance_minor: int  # sum of the account's entries: debit +, credit -
+    entry_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One entry of an account, with the transaction it belongs to."""
+
+    id: int
+    transaction_id: uuid.UUID
+    order_id: str
+    transaction_kind: TransactionKind
+    refund_id: str | None
+    amount_minor: int
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEntry:
+    id: int
+    account_id: int
+    account: AccountRef
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    id: uuid.UUID
+    order_id: str
+    kind: TransactionKind
+    refund_id: str | None
+    currency: str
+    shares: Shares
+    event_id: uuid.UUID
+    created_at: datetime
+    entries: tuple[TransactionEntry, ...]
+
+    @property
+    def amount_minor(self) -> int:
+        return self.shares.total
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyTrialBalance:
+    currency: str
+    sum_minor: int  # sum of every entry in the currency: 0 in a sound ledger
+    transactions: int
+    entries: int
+    imbalanced_transactions: int
+
+
+# --- writes -----------------------------------------------------------------------------
+
+
+async def sale_exists(conn: asyncpg.Connection, order_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM transactions WHERE order_id = $1 AND kind = 'sale')",
+            order_id,
+        )
+    )
+
+
+async def refund_exists(conn: asyncpg.Connection, order_id: str, refund_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM transactions"
+            " WHERE order_id = $1 AND kind = 'refund' AND refund_id = $2)",
+            order_id,
+            refund_id,
+        )
+    )
+
+
+async def find_order(
+    conn: asyncpg.Connection, order_id: str, *, for_update: bool = False
+) -> BookedOrder | None:
+    """The booked order; `for_update` locks it so that its refunds book one at a time."""
+    row = await conn.fetchrow(
+        "SELECT o.order_id, o.shop_id, o.seller_id, o.shop_kind, o.creator_id, o.currency,"
+        " t.seller_proceeds_minor, t.creator_commission_minor, t.platform_fee_minor"
+        " FROM orders o JOIN transactions t ON t.id = o.sale_transaction_id"
+        " WHERE o.order_id = $1" + (" FOR UPDATE OF o" if for_update else ""),
+        order_id,
+    )
+    if row is None:
+        return None
+    return BookedOrder(
+        order_id=row["order_id"],
+        shop_id=row["shop_id"],
+        seller_id=row["seller_id"],
+        shop_kind=ShopKind(row["shop_kind"]),
+        creator_id=row["creator_id"],
+        currency=row["currency"],
+        accrued=_shares(row),
+    )
+
+
+async def reversed_so_far(conn: asyncpg.Connection, order_id: str) -> Shares:
+    """What the order's refunds have reversed so far, part by part."""
+    row = await conn.fetchrow(
+        "SELECT coalesce(sum(seller_proceeds_minor), 0)::bigint AS seller_proceeds_minor,"
+        " coalesce(sum(creator_commission_minor), 0)::bigint AS creator_commission_minor,"
+        " coalesce(sum(platform_fee_minor), 0)::bigint AS platform_fee_minor"
+        " FROM transactions WHERE order_id = $1 AND kind = 'refund'",
+        order_id,
+    )
+    assert row is not None  # an aggregate always returns one row
+    return _shares(row)
+
+
+async def record_sale(
+    conn: asyncpg.Connection, order: BookedOrder, sale: LedgerTransaction, event_id: uuid.UUID
+) -> None:
+    """Book a sale and remember the order's parties for its refunds."""
+    if sale.kind is not TransactionKind.SALE or sale.order_id != order.order_id:
+        raise ValueError("record_sale takes the sale transaction of the order")
+    await record_transaction(conn, sale, event_id)
+    await conn.execute(
+        "INSERT INTO orders"
+        " (order_id, sale_transaction_id, shop_id, seller_id, shop_kind, creator_id, currency)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        order.order_id,
+        sale.id,
+        order.shop_id,
+        order.seller_id,
+        order.shop_kind.value,
+        order.creator_id,
+        order.currency,
+    )
+
+
+async def record_transaction(
+    conn: asyncpg.Connection, transaction: LedgerTransaction, event_id: uuid.UUID
+) -> None:
+    """Insert a transaction and its entries; raises if it does not balance.
+
+    The unique (order, kind, refund) key rejects a second booking of the same sale or
+    refund.
+    """
+    shares = transaction.shares
+    await conn.execute(
+        "INSERT INTO transactions (id, order_id, kind, refund_id, currency, amount_minor,"
+        " seller_proceeds_minor, creator_commission_minor, platform_fee_minor, event_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        transaction.id,
+        transaction.order_id,
+        transaction.kind.value,
+        transaction.refund_id,
+        transaction.currency,
+        transaction.amount_minor,
+        shares.seller_proceeds,
+        shares.creator_commission,
+        shares.platform_fee,
+        event_id,
+    )
+    entries = transaction.posting.entries
+    if not entries:  # a zero-total order moves no money
+        return
+    ids = await account_ids(conn, [entry.account for entry in entries])
+    await conn.execute(
+        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+        " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[])",
+        transaction.id,
+        [ids[entry.account] for entry in entries],
+        [entry.amount_minor for entry in entries],
+        [entry.currency for entry in entries],
+    )
+    # Run the deferred balance check now rather than at commit, so a bad posting fails
+    # here, inside the handler that made it, before its event and metrics go out.
+    await conn.execute("SET CONSTRAINTS entries_balanced IMMEDIATE")
+    await conn.execute("SET CONSTRAINTS entries_balanced DEFERRED")
+
+
+async def account_ids(
+    conn: asyncpg.Connection, refs: Iterable[AccountRef]
+) -> Mapping[AccountRef, int]:
+    """Ids of the accounts, opening those that do not exist yet."""
+    wanted = sorted(set(refs), key=_ref_key)  # one insert order everywhere: no deadlocks
+    ids: dict[AccountRef, int] = {}
+    # Look up first (the common case, no write); insert the missing; look again for any a
+    # concurrent transaction opened meanwhile (its row was invisible to the insert).
+    for statement in (_SELECT_ACCOUNTS, _INSERT_ACCOUNTS, _SELECT_ACCOUNTS):
+        missing = [ref for ref in wanted if ref not in ids]
+        if not missing:
+            break
+        rows = await conn.fetch(statement, *_columns(missing))
+        ids.update({_ref(row): row["id"] for row in rows})
+    if len(ids) != len(wanted):
+        raise RuntimeError("could not open ledger accounts")
+    return ids
+
+
+_UNNEST = "unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+_SELECT_ACCOUNTS = (
+    "SELECT id, owner_type, owner_id, kind, currency FROM accounts"
+    f" WHERE (owner_type, owner_id, kind, currency) IN (SELECT * FROM {_UNNEST})"
+)
+_INSERT_ACCOUNTS = (
+    "INSERT INTO accounts (owner_type, owner_id, kind, currency)"
+    f" SELECT * FROM {_UNNEST} ON CONFLICT DO NOTHING"
+    " RETURNING id, owner_type, owner_id, kind, currency"
+)
+
+
+# --- reads ------------------------------------------------------------------------------
+
+_BALANCE_COLUMNS = (
+    "id, owner_type, owner_id, kind, currency, created_at, balance_minor, entry_count"
+)
+
+
+async def list_accounts(
+    conn: asyncpg.Connection,
+    *,
+    owner_type: OwnerType | None = None,
+    owner_id: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> list[AccountBalance]:
+    rows = await conn.fetch(
+        f"SELECT {_BALANCE_COLUMNS} FROM account_balances"
+        " WHERE ($1::text IS NULL OR owner_type = $1) AND ($2::text IS NULL OR owner_id = $2)"
+        " AND id > $3 ORDER BY id LIMIT $4",
+        owner_type.value if owner_type else None,
+        owner_id,
+        after,
+        limit,
+    )
+    return [_balance(row) for row in rows]
+
+
+async def get_account(conn: asyncpg.Connection, account_id: int) -> AccountBalance | None:
+    row = await conn.fetchrow(
+        f"SELECT {_BALANCE_COLUMNS} FROM account_balances WHERE id = $1", account_id
+    )
+    return _balance(row) if row else None
+
+
+async def list_entries(
+    conn: asyncpg.Connection, account_id: int, *, after: int = 0, limit: int = 100
+) -> list[StatementLine]:
+    """An account's entries in the order they were booked, from after entry id `after`."""
+    rows = await conn.fetch(
+        "SELECT e.id, e.transaction_id, t.order_id, t.kind, t.refund_id, e.amount_minor,"
+        " e.currency, e.created_at"
+        " FROM entries e JOIN transactions t ON t.id = e.transaction_id"
+        " WHERE e.account_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
+        account_id,
+        after,
+        limit,
+    )
+    return [
+        StatementLine(
+            id=row["id"],
+            transaction_id=row["transaction_id"],
+            order_id=row["order_id"],
+            transaction_kind=TransactionKind(row["kind"]),
+            refund_id=row["refund_id"],
+            amount_minor=row["amount_minor"],
+            currency=row["currency"],
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
+
+
+async def list_transactions(conn: asyncpg.Connection, order_id: str) -> list[TransactionRecord]:
+    """An order's transactions, sale first, with their entries."""
+    rows = await conn.fetch(
+        "SELECT id, order_id, kind, refund_id, currency, seller_proceeds_minor,"
+        " creator_commission_minor, platform_fee_minor, event_id, created_at"
+        " FROM transactions WHERE order_id = $1"
+        " ORDER BY kind = 'refund', created_at, id",
+        order_id,
+    )
+    entry_rows = await conn.fetch(
+        "SELECT e.id, e.transaction_id, e.account_id, e.amount_minor,"
+        " a.owner_type, a.owner_id, a.kind, a.currency"
+        " FROM entries e JOIN accounts a ON a.id = e.account_id"
+        " WHERE e.transaction_id = ANY($1::uuid[]) ORDER BY e.id",
+        [row["id"] for row in rows],
+    )
+    by_transaction: dict[uuid.UUID, list[TransactionEntry]] = {}
+    for row in entry_rows:
+        by_transaction.setdefault(row["transaction_id"], []).append(
+            TransactionEntry(
+                id=row["id"],
+                account_id=row["account_id"],
+                account=_ref(row),
+                amount_minor=row["amount_minor"],
+            )
+        )
+    return [
+        TransactionRecord(
+            id=row["id"],
+            order_id=row["order_id"],
+            kind=TransactionKind(row["kind"]),
+            refund_id=row["refund_id"],
+            currency=row["currency"],
+            shares=_shares(row),
+            event_id=row["event_id"],
+            created_at=row["created_at"],
+            entries=tuple(by_transaction.get(row["id"], ())),
+        )
+        for row in rows
+    ]
+
+
+async def trial_balance(conn: asyncpg.Connection) -> list[CurrencyTrialBalance]:
+    """Per currency: the sum of all entries (0 when sound), counts, unbalanced transactions.
+
+    The deferred trigger should make `imbalanced_transactions` always 0; this recomputes
+    it from the entries, so it also catches writes that bypassed the trigger (disabled
+    triggers, `session_replication_role = replica`, a restore).
+    """
+    rows = await conn.fetch(
+        """
+        WITH by_currency AS (
+            SELECT currency, sum(amount_minor) AS sum_minor, count(*) AS entries
+            FROM entries GROUP BY currency
+        ), tx AS (
+            SELECT currency, count(*) AS transactions FROM transactions GROUP BY currency
+        ), imbalanced AS (
+            SELECT currency, count(*) AS imbalanced_transactions
+            FROM (
+                SELECT transaction_id, currency FROM entries
+                GROUP BY transaction_id, currency HAVING sum(amount_minor) <> 0
+            ) off
+            GROUP BY currency
+        )
+        SELECT currency,
+               coalesce(by_currency.sum_minor, 0) AS sum_minor,
+               coalesce(tx.transactions, 0) AS transactions,
+               coalesce(by_currency.entries, 0) AS entries,
+               coalesce(imbalanced.imbalanced_transactions, 0) AS imbalanced_transactions
+        FROM (SELECT currency FROM by_currency UNION SELECT currency FROM tx) currencies
+        LEFT JOIN by_currency USING (currency)
+        LEFT JOIN tx USING (currency)
+        LEFT JOIN imbalanced USING (currency)
+        ORDER BY currency
+        """
+    )
+    return [
+        CurrencyTrialBalance(
+            currency=row["currency"],
+            sum_minor=_int(row["sum_minor"]),
+            transactions=row["transactions"],
+            entries=row["entries"],
+            imbalanced_transactions=row["imbalanced_transactions"],
+        )
+        for row in rows
+    ]
+
+
+# --- row mapping ------------------------------------------------------------------------
+
+
+def _ref_key(ref: AccountRef) -> tuple[str, str, str, str]:
+    return (ref.owner_type.value, ref.owner_id, ref.kind.value, ref.currency)
+
+
+def _columns(refs: list[AccountRef]) -> tuple[list[str], list[str], list[str], list[str]]:
+    return (
+        [ref.owner_type.value for ref in refs],
+        [ref.owner_id for ref in refs],
+        [ref.kind.value for ref in refs],
+        [ref.currency for ref in refs],
+    )
+
+
+def _ref(row: asyncpg.Record) -> AccountRef:
+    return AccountRef(
+        OwnerType(row["owner_type"]), row["owner_id"], AccountKind(row["kind"]), row["currency"]
+    )
+
+
+def _shares(row: asyncpg.Record) -> Shares:
+    return Shares(
+        seller_proceeds=row["seller_proceeds_minor"],
+        creator_commission=row["creator_commission_minor"],
+        platform_fee=row["platform_fee_minor"],
+    )
+
+
+def _balance(row: asyncpg.Record) -> AccountBalance:
+    return AccountBalance(
+        id=row["id"],
+        ref=_ref(row),
+        balance_minor=row["balance_minor"],
+        entry_count=row["entry_count"],
+        created_at=row["created_at"],
+    )
+
+
+def _int(value: int | Decimal) -> int:
+    # sum(bigint) is numeric in Postgres; every amount here is a whole number of units.
+    return int(value)

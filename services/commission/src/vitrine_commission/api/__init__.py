@@ -1,0 +1,1 @@
+"""HTTP: read-only views of the ledger (accounts, statements, transactions, trial balance)."""

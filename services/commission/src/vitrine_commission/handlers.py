@@ -1,0 +1,142 @@
+"""Event handlers: order.placed books a sale, order.refunded books its claw-back.
+
+The runtime calls each handler once per event id inside a transaction that also records
+the event as processed; the posting, the order's record and the outbox event written
+here commit with it or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+
+from vitrine_commission import metrics
+from vitrine_commission.adapters import repository
+from vitrine_commission.domain import (
+    AttributionPolicy,
+    BookedOrder,
+    LedgerRuleError,
+    LedgerTransaction,
+    book_refund,
+    book_sale,
+)
+from vitrine_runtime.consumer import EventConsumer, PermanentError
+from vitrine_runtime.logging import get_logger
+from vitrine_runtime.outbox import enqueue
+from vitrine_schemas.envelope import Envelope, Event
+from vitrine_schemas.events import (
+    CommissionAccrued,
+    CommissionReversed,
+    OrderPlaced,
+    OrderRefunded,
+)
+from vitrine_schemas.money import Money
+
+log = get_logger(__name__)
+
+# Wraps an emitted payload in an envelope carrying the current flow's correlation id.
+Wrap = Callable[[Event], Envelope[Event]]
+
+
+class CommissionHandlers:
+    def __init__(self, wrap: Wrap, policy: AttributionPolicy) -> None:
+        self._wrap = wrap
+        self._policy = policy
+
+    def register(self, consumer: EventConsumer) -> None:
+        consumer.on(OrderPlaced)(self.on_order_placed)
+        consumer.on(OrderRefunded)(self.on_order_refunded)
+
+    async def on_order_placed(
+        self, envelope: Envelope[OrderPlaced], conn: asyncpg.Connection
+    ) -> None:
+        order = envelope.data
+        # The inbox dedups by event id; this dedups a re-emitted order under a new id.
+        if await repository.sale_exists(conn, order.order_id):
+            log.warning("sale_already_booked", order_id=order.order_id)
+            return
+        try:
+            booked, sale = book_sale(order, self._policy)
+        except LedgerRuleError as exc:
+            raise PermanentError(str(exc)) from exc
+        await repository.record_sale(conn, booked, sale, envelope.event_id)
+        await enqueue(conn, self._wrap(_accrued(booked, sale)))
+        metrics.COMMISSION_ACCRUED.labels(sale.currency).inc(sale.shares.creator_commission)
+        log.info(
+            "sale_booked",
+            order_id=order.order_id,
+            transaction_id=str(sale.id),
+            gross_minor=sale.amount_minor,
+            currency=sale.currency,
+        )
+
+    async def on_order_refunded(
+        self, envelope: Envelope[OrderRefunded], conn: asyncpg.Connection
+    ) -> None:
+        refund = envelope.data
+        # Lock the order first: refunds of one order book one after another.
+        booked = await repository.find_order(conn, refund.order_id, for_update=True)
+        if booked is None:
+            # Orders and their refunds share a partition, so the sale came first or never
+            # will (it was dead-lettered): park this refund for replay after it.
+            raise PermanentError(
+                f"refund {refund.refund_id} of order {refund.order_id}: the order was never booked"
+            )
+        if await repository.refund_exists(conn, refund.order_id, refund.refund_id):
+            log.warning(
+                "refund_already_booked", order_id=refund.order_id, refund_id=refund.refund_id
+            )
+            return
+        reversed_before = await repository.reversed_so_far(conn, refund.order_id)
+        try:
+            reversal = book_refund(booked, reversed_before, refund)
+        except LedgerRuleError as exc:
+            raise PermanentError(str(exc)) from exc
+        await repository.record_transaction(conn, reversal, envelope.event_id)
+        await enqueue(conn, self._wrap(_reversed(booked, reversal)))
+        metrics.COMMISSION_REVERSED.labels(reversal.currency).inc(
+            reversal.shares.creator_commission
+        )
+        log.info(
+            "refund_booked",
+            order_id=refund.order_id,
+            refund_id=refund.refund_id,
+            transaction_id=str(reversal.id),
+            amount_minor=reversal.amount_minor,
+            currency=reversal.currency,
+        )
+
+
+def _accrued(order: BookedOrder, sale: LedgerTransaction) -> CommissionAccrued:
+    def money(amount: int) -> Money:
+        return Money(amount_minor=amount, currency=sale.currency)
+
+    return CommissionAccrued(
+        order_id=order.order_id,
+        transaction_id=str(sale.id),
+        shop_id=order.shop_id,
+        creator_id=order.creator_id,
+        gross=money(sale.amount_minor),
+        seller_proceeds=money(sale.shares.seller_proceeds),
+        creator_commission=money(sale.shares.creator_commission),
+        platform_fee=money(sale.shares.platform_fee),
+    )
+
+
+def _reversed(order: BookedOrder, refund: LedgerTransaction) -> CommissionReversed:
+    def money(amount: int) -> Money:
+        return Money(amount_minor=amount, currency=refund.currency)
+
+    assert refund.refund_id is not None
+    return CommissionReversed(
+        order_id=order.order_id,
+        refund_id=refund.refund_id,
+        transaction_id=str(refund.id),
+        shop_id=order.shop_id,
+        creator_id=order.creator_id,
+        refund_amount=money(refund.amount_minor),
+        seller_proceeds_reversed=money(refund.shares.seller_proceeds),
+        creator_commission_reversed=money(refund.shares.creator_commission),
+        platform_fee_reversed=money(refund.shares.platform_fee),
+    )

@@ -1,0 +1,201 @@
+"""Handlers on real PostgreSQL: postings, balances, emitted events, dead letters."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+import asyncpg
+import pytest
+from commission_testkit import handlers, line, order_placed, order_refunded, wrap
+from prometheus_client import REGISTRY
+
+from vitrine_commission.adapters import repository
+from vitrine_commission.app import build_runtime
+from vitrine_commission.domain import AccountKind, OwnerType
+from vitrine_commission.settings import CommissionSettings
+from vitrine_runtime.consumer import IncomingMessage, Outcome, PermanentError
+from vitrine_runtime.db import Database
+from vitrine_schemas.envelope import Envelope, Event
+from vitrine_schemas.events import AttributionSource, OrderPlaced, ShopKind
+
+E = TypeVar("E", bound=Event)
+
+
+async def _balances(conn: asyncpg.Connection) -> dict[tuple[str, str, str, str], int]:
+    return {
+        (a.ref.owner_type.value, a.ref.owner_id, a.ref.kind.value, a.ref.currency): a.balance_minor
+        for a in await repository.list_accounts(conn, limit=1000)
+    }
+
+
+async def _outbox(conn: asyncpg.Connection) -> list[dict[str, object]]:
+    rows = await conn.fetch("SELECT event_type, key, payload FROM outbox ORDER BY id")
+    return [{"type": r["event_type"], "key": r["key"], **json.loads(r["payload"])} for r in rows]
+
+
+def _counter(name: str, currency: str) -> float:
+    return REGISTRY.get_sample_value(name, {"currency": currency}) or 0.0
+
+
+async def test_sale_then_partial_and_final_refund_give_the_expected_balances(
+    ledger_db: Database,
+) -> None:
+    handle = handlers()
+    # 3 x 33.33 EUR at 12.5 % commission, 4 % fee: gross 9999 cents.
+    order = order_placed(lines=[line(3333, 3, commission_bps=1250)], platform_fee_bps=400)
+    accrued_before = _counter("vitrine_commission_accrued_minor_total", "EUR")
+    reversed_before = _counter("vitrine_commission_reversed_minor_total", "EUR")
+    async with ledger_db.transaction() as conn:
+        await handle.on_order_placed(wrap(order), conn)
+    async with ledger_db.transaction() as conn:
+        # 9999 * 12.5 % = 1249.875 -> 1249; 9999 * 4 % = 399.96 -> 399; seller 8351.
+        assert await _balances(conn) == {
+            ("platform", "platform", "cash", "EUR"): 9999,
+            ("seller", "seller-1", "payable", "EUR"): -8351,
+            ("creator", "creator-1", "payable", "EUR"): -1249,
+            ("platform", "platform", "fee_revenue", "EUR"): -399,
+        }
+    assert _counter("vitrine_commission_accrued_minor_total", "EUR") - accrued_before == 1249
+
+    async with ledger_db.transaction() as conn:
+        await handle.on_order_refunded(wrap(order_refunded(order, "r1", 3333, 3333)), conn)
+    async with ledger_db.transaction() as conn:
+        # Cumulative 3333 / 9999 = 1/3: commission floor(1249 / 3) = 416, fee 133.
+        assert await _balances(conn) == {
+            ("platform", "platform", "cash", "EUR"): 6666,
+            ("seller", "seller-1", "payable", "EUR"): -8351 + 2784,
+            ("creator", "creator-1", "payable", "EUR"): -1249 + 416,
+            ("platform", "platform", "fee_revenue", "EUR"): -399 + 133,
+        }
+        await handle.on_order_refunded(wrap(order_refunded(order, "r2", 6666, 9999)), conn)
+    async with ledger_db.transaction() as conn:
+        assert set((await _balances(conn)).values()) == {0}
+        [sale, first, last] = await repository.list_transactions(conn, order.order_id)
+        assert (sale.kind, first.refund_id, last.refund_id) == ("sale", "r1", "r2")
+        assert first.shares.creator_commission + last.shares.creator_commission == 1249
+        events = await _outbox(conn)
+        [row] = await repository.trial_balance(conn)
+    assert _counter("vitrine_commission_reversed_minor_total", "EUR") - reversed_before == 1249
+    assert (row.sum_minor, row.transactions, row.entries, row.imbalanced_transactions) == (
+        0,
+        3,
+        12,
+        0,
+    )
+    assert [e["type"] for e in events] == [
+        "commission.accrued",
+        "commission.reversed",
+        "commission.reversed",
+    ]
+    assert {e["key"] for e in events} == {order.order_id}
+    accrued = events[0]["data"]
+    assert accrued == {
+        "order_id": "o-1",
+        "transaction_id": str(sale.id),
+        "shop_id": "shop-1",
+        "creator_id": "creator-1",
+        "gross": {"amount_minor": 9999, "currency": "EUR"},
+        "seller_proceeds": {"amount_minor": 8351, "currency": "EUR"},
+        "creator_commission": {"amount_minor": 1249, "currency": "EUR"},
+        "platform_fee": {"amount_minor": 399, "currency": "EUR"},
+    }
+    reversal = events[1]["data"]
+    assert isinstance(reversal, dict)
+    assert reversal["refund_id"] == "r1"
+    assert reversal["creator_commission_reversed"] == {"amount_minor": 416, "currency": "EUR"}
+    assert reversal["seller_proceeds_reversed"] == {"amount_minor": 2784, "currency": "EUR"}
+
+
+async def test_first_party_sale_goes_to_the_platform(ledger_db: Database) -> None:
+    order = order_placed(shop_kind=ShopKind.FIRST_PARTY, creator_id=None)
+    async with ledger_db.transaction() as conn:
+        await handlers().on_order_placed(wrap(order), conn)
+        assert await _balances(conn) == {
+            ("platform", "platform", "cash", "EUR"): 1000,
+            ("platform", "platform", "first_party_revenue", "EUR"): -950,
+            ("platform", "platform", "fee_revenue", "EUR"): -50,
+        }
+        assert await repository.list_accounts(conn, owner_type=OwnerType.SELLER) == []
+
+
+async def test_auto_identified_sale_without_commission_policy_pays_the_seller(
+    ledger_db: Database,
+) -> None:
+    order = order_placed(source=AttributionSource.AUTO_IDENTIFIED)
+    async with ledger_db.transaction() as conn:
+        await handlers(commission_on_auto_identified=False).on_order_placed(wrap(order), conn)
+        balances = await _balances(conn)
+        [event] = await _outbox(conn)
+    assert balances[("seller", "seller-1", "payable", "EUR")] == -950
+    assert not any(owner == "creator" for owner, *_ in balances)
+    data = event["data"]
+    assert isinstance(data, dict)
+    assert data["creator_id"] is None
+
+
+async def test_a_refund_of_an_order_never_booked_is_rejected(ledger_db: Database) -> None:
+    refund = order_refunded(order_placed("o-unknown"), "r1", 10, 10)
+    with pytest.raises(PermanentError, match="never booked"):
+        async with ledger_db.transaction() as conn:
+            await handlers().on_order_refunded(wrap(refund), conn)
+
+
+async def test_an_order_re_emitted_under_a_new_event_id_is_booked_once(
+    ledger_db: Database,
+) -> None:
+    order = order_placed()
+    handle = handlers()
+    for _ in range(2):
+        async with ledger_db.transaction() as conn:
+            await handle.on_order_placed(wrap(order), conn)
+            await handle.on_order_refunded(wrap(order_refunded(order, "r1", 10, 10)), conn)
+    async with ledger_db.transaction() as conn:
+        assert len(await repository.list_transactions(conn, order.order_id)) == 2
+        assert len(await _outbox(conn)) == 2
+
+
+async def test_an_impossible_split_is_rejected(ledger_db: Database) -> None:
+    order = order_placed(lines=[line(1000, commission_bps=8000)], platform_fee_bps=3000)
+    with pytest.raises(PermanentError, match="cannot split"):
+        async with ledger_db.transaction() as conn:
+            await handlers().on_order_placed(wrap(order), conn)
+
+
+# --- through the runtime's consumer: inbox and dead letters, without Kafka ---------------
+
+
+def _message(envelope: Envelope[E], offset: int) -> IncomingMessage:
+    return IncomingMessage(
+        topic=envelope.data.topic,
+        partition=0,
+        offset=offset,
+        key=envelope.partition_key.encode(),
+        value=envelope.to_bytes(),
+        headers={k: v.encode() for k, v in envelope.headers().items()},
+    )
+
+
+async def test_the_service_consumer_dedups_and_dead_letters(ledger_db: Database) -> None:
+    runtime = build_runtime(CommissionSettings(consumer_retry_backoff_s=0.01))
+    assert runtime.consumer.event_types == ["order.placed", "order.refunded"]
+    dead: list[tuple[str, dict[str, str]]] = []
+
+    async def publish(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
+        dead.append((topic, headers))
+
+    runtime.consumer.bind(ledger_db, publish)
+    order: OrderPlaced = order_placed()
+    placed = wrap(order)
+    assert await runtime.consumer.handle(_message(placed, 0)) is Outcome.HANDLED
+    assert await runtime.consumer.handle(_message(placed, 1)) is Outcome.DUPLICATE
+    orphan = wrap(order_refunded(order_placed("o-orphan"), "r1", 5, 5))
+    assert await runtime.consumer.handle(_message(orphan, 2)) is Outcome.DEAD_LETTERED
+    [(topic, headers)] = dead
+    assert topic == "dlq.commission"
+    assert headers["dlq-reason"] == "rejected"
+    assert "never booked" in headers["dlq-detail"]
+    async with ledger_db.transaction() as conn:
+        accounts = await repository.list_accounts(conn, owner_type=OwnerType.PLATFORM)
+        assert {a.ref.kind for a in accounts} == {AccountKind.CASH, AccountKind.FEE_REVENUE}
+        assert len(await _outbox(conn)) == 1

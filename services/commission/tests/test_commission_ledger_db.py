@@ -1,0 +1,168 @@
+"""The ledger's database guarantees, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+from commission_testkit import line, order_placed, order_refunded
+
+from vitrine_commission.adapters import repository
+from vitrine_commission.domain import AttributionPolicy, Shares, book_refund, book_sale
+from vitrine_commission.domain.accounts import platform_cash, seller_payable
+from vitrine_runtime.db import Database
+from vitrine_schemas.events import ShopKind
+
+POLICY = AttributionPolicy()
+
+
+async def _open_accounts(conn: asyncpg.Connection) -> tuple[int, int]:
+    ids = await repository.account_ids(
+        conn, [platform_cash("EUR"), seller_payable("seller-1", "EUR")]
+    )
+    return ids[platform_cash("EUR")], ids[seller_payable("seller-1", "EUR")]
+
+
+async def _insert_transaction(conn: asyncpg.Connection, tx_id: uuid.UUID, order_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO transactions (id, order_id, kind, currency, amount_minor,"
+        " seller_proceeds_minor, creator_commission_minor, platform_fee_minor, event_id)"
+        " VALUES ($1, $2, 'sale', 'EUR', 100, 100, 0, 0, $3)",
+        tx_id,
+        order_id,
+        uuid.uuid4(),
+    )
+
+
+async def test_an_unbalanced_transaction_is_rejected_at_commit(ledger_db: Database) -> None:
+    tx_id = uuid.uuid4()
+
+    async def post_unbalanced() -> None:
+        async with ledger_db.transaction() as conn:
+            cash, seller = await _open_accounts(conn)
+            await _insert_transaction(conn, tx_id, "o-bad")
+            insert = (
+                "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+                " VALUES ($1, $2, $3, 'EUR')"
+            )
+            await conn.execute(insert, tx_id, cash, 100)
+            await conn.execute(insert, tx_id, seller, -99)  # deferred: no error yet
+
+    with pytest.raises(asyncpg.CheckViolationError, match="does not balance: 1 EUR off"):
+        await post_unbalanced()  # fails when the transaction commits
+    async with ledger_db.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM transactions") == 0
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 0
+
+
+async def test_a_balanced_transaction_inserted_row_by_row_commits(ledger_db: Database) -> None:
+    tx_id = uuid.uuid4()
+    async with ledger_db.transaction() as conn:
+        cash, seller = await _open_accounts(conn)
+        await _insert_transaction(conn, tx_id, "o-ok")
+        insert = (
+            "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+            " VALUES ($1, $2, $3, 'EUR')"
+        )
+        await conn.execute(insert, tx_id, cash, 100)
+        await conn.execute(insert, tx_id, seller, -100)
+    async with ledger_db.transaction() as conn:
+        assert [r.sum_minor for r in await repository.trial_balance(conn)] == [0]
+
+
+async def test_entries_and_transactions_cannot_be_changed(ledger_db: Database) -> None:
+    booked, sale = book_sale(order_placed(), POLICY)
+    async with ledger_db.transaction() as conn:
+        await repository.record_sale(conn, booked, sale, uuid.uuid4())
+    statements = [
+        "UPDATE entries SET amount_minor = amount_minor * 2",
+        "DELETE FROM entries",
+        "TRUNCATE entries CASCADE",
+        "UPDATE transactions SET amount_minor = 0",
+        "DELETE FROM transactions",
+    ]
+    for statement in statements:
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            async with ledger_db.transaction() as conn:
+                await conn.execute(statement)
+    async with ledger_db.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 4
+
+
+async def test_an_entry_must_be_in_its_accounts_currency(ledger_db: Database) -> None:
+    tx_id = uuid.uuid4()
+    async with ledger_db.transaction() as conn:
+        cash, _ = await _open_accounts(conn)
+        await _insert_transaction(conn, tx_id, "o-fx")  # no entries yet: balanced
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        async with ledger_db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+                " VALUES ($1, $2, 100, 'JPY')",
+                tx_id,
+                cash,
+            )
+
+
+async def test_a_second_sale_of_the_same_order_is_rejected(ledger_db: Database) -> None:
+    booked, sale = book_sale(order_placed(), POLICY)
+    async with ledger_db.transaction() as conn:
+        await repository.record_sale(conn, booked, sale, uuid.uuid4())
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with ledger_db.transaction() as conn:
+            # A different id, so that only the (order, kind) key can catch it.
+            await _insert_transaction(conn, uuid.uuid4(), booked.order_id)
+
+
+async def test_a_refund_id_is_booked_once(ledger_db: Database) -> None:
+    order = order_placed()
+    booked, sale = book_sale(order, POLICY)
+    refund = book_refund(booked, Shares.zero(), order_refunded(order, "r1", 100, 100))
+    async with ledger_db.transaction() as conn:
+        await repository.record_sale(conn, booked, sale, uuid.uuid4())
+        await repository.record_transaction(conn, refund, uuid.uuid4())
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with ledger_db.transaction() as conn:
+            await repository.record_transaction(conn, refund, uuid.uuid4())
+
+
+async def test_booked_order_round_trips(ledger_db: Database) -> None:
+    order = order_placed(lines=[line(2500, 2, commission_bps=1200)], shop_kind=ShopKind.FIRST_PARTY)
+    booked, sale = book_sale(order, POLICY)
+    async with ledger_db.transaction() as conn:
+        await repository.record_sale(conn, booked, sale, uuid.uuid4())
+        assert await repository.find_order(conn, order.order_id, for_update=True) == booked
+        assert await repository.reversed_so_far(conn, order.order_id) == Shares.zero()
+        assert await repository.find_order(conn, "o-missing") is None
+
+
+async def test_accounts_open_once_per_owner_kind_and_currency(ledger_db: Database) -> None:
+    async with ledger_db.transaction() as conn:
+        first = await repository.account_ids(conn, [platform_cash("EUR"), platform_cash("JPY")])
+        again = await repository.account_ids(conn, [platform_cash("JPY"), platform_cash("EUR")])
+        assert first == again
+        assert len(set(first.values())) == 2
+        assert await conn.fetchval("SELECT count(*) FROM accounts") == 2
+
+
+async def test_trial_balance_counts_an_imbalance_that_bypassed_the_trigger(
+    ledger_db: Database,
+) -> None:
+    # Replica mode skips ordinary triggers, as a restore or logical replication would: the
+    # trial balance recomputes balance from the entries, so it still sees the hole.
+    tx_id = uuid.uuid4()
+    async with ledger_db.transaction() as conn:
+        cash, _ = await _open_accounts(conn)
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await _insert_transaction(conn, tx_id, "o-hole")
+        await conn.execute(
+            "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+            " VALUES ($1, $2, 7, 'EUR')",
+            tx_id,
+            cash,
+        )
+    async with ledger_db.transaction() as conn:
+        [row] = await repository.trial_balance(conn)
+    assert (row.currency, row.sum_minor, row.imbalanced_transactions) == ("EUR", 7, 1)
+    assert (row.transactions, row.entries) == (1, 1)
