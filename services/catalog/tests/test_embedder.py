@@ -1,0 +1,130 @@
+"""ImageEmbedder on real photos shipped inside scikit-image (no downloads)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError
+
+skimage_data = pytest.importorskip("skimage.data")
+
+# Colour photos bundled with the scikit-image wheel (data.cat() is chelsea again).
+_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
+    "coffee": skimage_data.coffee,
+    "chelsea": skimage_data.chelsea,
+    "astronaut": skimage_data.astronaut,
+    "rocket": skimage_data.rocket,
+    "motorcycle": lambda: skimage_data.stereo_motorcycle()[0],
+    "hubble": skimage_data.hubble_deep_field,
+    "ihc": skimage_data.immunohistochemistry,
+    "camera": skimage_data.camera,  # greyscale: exercises the RGB conversion
+}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> ImageEmbedder:
+    return ImageEmbedder.load(threads=2)
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, Image.Image]:
+    return {name: Image.fromarray(load()) for name, load in _PHOTOS.items()}
+
+
+def _variant(image: Image.Image) -> Image.Image:
+    """What a shopper's re-upload looks like: cropped off-centre, shrunk, brighter."""
+    width, height = image.size
+    cropped = image.crop((int(width * 0.12), int(height * 0.05), width, int(height * 0.9)))
+    shrunk = cropped.resize((cropped.width * 2 // 5, cropped.height * 2 // 5))
+    return ImageEnhance.Brightness(shrunk.convert("RGB")).enhance(1.3)
+
+
+def test_embedding_shape_dtype_and_unit_norm(
+    embedder: ImageEmbedder, photos: dict[str, Image.Image]
+) -> None:
+    vectors = embedder.embed(list(photos.values()))
+
+    assert embedder.dimension == 1280
+    assert embedder.model_version == "efficientnet-lite0-imagenet@224"
+    assert vectors.shape == (len(photos), 1280)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 1280)
+
+
+def test_edited_copy_is_closest_to_its_original(
+    embedder: ImageEmbedder, photos: dict[str, Image.Image]
+) -> None:
+    names = list(photos)
+    originals = embedder.embed([photos[name] for name in names])
+    variants = embedder.embed([_variant(photos[name]) for name in names])
+
+    similarity = variants @ originals.T  # unit vectors: dot product == cosine
+    for row, name in enumerate(names):
+        own = similarity[row, row]
+        best_other = np.delete(similarity[row], row).max()
+        assert own > best_other, f"{name}: own {own:.3f} <= other {best_other:.3f}"
+        assert own > 0.7, f"{name}: own {own:.3f}"
+
+
+def test_embed_bytes_matches_embed(embedder: ImageEmbedder, photos: dict[str, Image.Image]) -> None:
+    image = photos["coffee"]
+    png = io.BytesIO()
+    image.save(png, format="PNG")  # lossless, so decoding must give the same vector
+    rgba = io.BytesIO()
+    image.convert("RGBA").save(rgba, format="PNG")
+
+    from_bytes = embedder.embed_bytes([png.getvalue(), rgba.getvalue()])
+    direct = embedder.embed([image])
+
+    np.testing.assert_allclose(from_bytes, np.vstack([direct, direct]), atol=1e-5)
+
+
+def test_transparent_pixels_are_flattened_onto_white(
+    embedder: ImageEmbedder, photos: dict[str, Image.Image]
+) -> None:
+    """Whatever colour hides under alpha=0 must not change the vector."""
+    rgb = np.asarray(photos["coffee"])
+    alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
+    alpha[:, : rgb.shape[1] // 3] = 0  # left third transparent, as in a cut-out product
+    noise = np.random.default_rng(0).integers(0, 256, rgb.shape, dtype=np.uint8)
+    hidden_noise = np.where(alpha[..., None] == 0, noise, rgb)
+    hidden_white = np.where(alpha[..., None] == 0, 255, rgb).astype(np.uint8)
+
+    blobs = []
+    for pixels in (hidden_noise, hidden_white):
+        png = io.BytesIO()
+        Image.fromarray(np.dstack([pixels, alpha]), mode="RGBA").save(png, format="PNG")
+        blobs.append(png.getvalue())
+    vectors = embedder.embed_bytes(blobs)
+    opaque_white = embedder.embed([Image.fromarray(hidden_white)])
+
+    np.testing.assert_allclose(vectors, np.vstack([opaque_white, opaque_white]), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"", b"definitely not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64],
+    ids=["empty", "text", "broken-png"],
+)
+def test_garbage_bytes_raise_invalid_image(embedder: ImageEmbedder, blob: bytes) -> None:
+    with pytest.raises(InvalidImageError, match="could not be decoded"):
+        embedder.embed_bytes([blob])
+
+
+def test_truncated_jpeg_raises_invalid_image(
+    embedder: ImageEmbedder, photos: dict[str, Image.Image]
+) -> None:
+    jpeg = io.BytesIO()
+    photos["chelsea"].save(jpeg, format="JPEG")
+
+    with pytest.raises(InvalidImageError) as excinfo:
+        embedder.embed_bytes([jpeg.getvalue(), jpeg.getvalue()[:300]])
+
+    assert "image #1" in str(excinfo.value)
+    assert isinstance(excinfo.value, ValueError)
