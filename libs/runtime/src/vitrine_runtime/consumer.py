@@ -128,6 +128,10 @@ class EventConsumer:
     def event_types(self) -> list[str]:
         return sorted(self._handlers)
 
+    @property
+    def event_classes(self) -> list[type[Event]]:
+        return [cls for _, (cls, _) in sorted(self._handlers.items())]
+
     def attach(self, broker: KafkaBroker) -> None:
         """Subscribe to every topic the handlers need, as one consumer group member."""
         if not self._handlers or self._attached:

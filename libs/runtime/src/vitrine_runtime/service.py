@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Union
+from urllib.parse import quote
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -171,7 +172,27 @@ class ServiceRuntime:
             version=self.version,
             description=self.description,
         )
-        return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
+        document: dict[str, Any] = spec.to_specification().to_jsonable()
+        self._document_consumed_events(document)
+        return document
+
+    def _document_consumed_events(self, document: dict[str, Any]) -> None:
+        # The subscriber takes raw messages (to dead-letter what does not decode), so
+        # FastStream cannot see their schema: name the consumed envelopes here.
+        components = document.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        refs = []
+        for event_cls in self.consumer.event_classes:
+            schema = Envelope[event_cls].model_json_schema(  # type: ignore[valid-type]
+                ref_template="#/components/schemas/{model}"
+            )
+            schemas.update(schema.pop("$defs", {}))
+            schemas[schema["title"]] = schema
+            refs.append({"$ref": f"#/components/schemas/{quote(schema['title'])}"})
+        for name, message in components.get("messages", {}).items():
+            if name == f"{self.name}:SubscribeMessage" and refs:
+                message["payload"] = {"oneOf": refs}
+        schemas.pop("EmptyPayload", None)
 
     # --- HTTP ---------------------------------------------------------------------------
 
