@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from commission_testkit import handlers, line, order_placed, order_refunded, wrap
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from vitrine_commission.adapters import repository
 from vitrine_commission.app import build_runtime
@@ -156,10 +157,10 @@ async def test_an_order_re_emitted_under_a_new_event_id_is_booked_once(
 
 
 async def test_an_impossible_split_is_rejected(ledger_db: Database) -> None:
-    order = order_placed(lines=[line(1000, commission_bps=8000)], platform_fee_bps=3000)
-    with pytest.raises(PermanentError, match="cannot split"):
-        async with ledger_db.transaction() as conn:
-            await handlers().on_order_placed(wrap(order), conn)
+    # The contract itself refuses rates above the whole, so such an order never decodes
+    # (it is dead-lettered as invalid_payload); the ledger's own check stays as a backstop.
+    with pytest.raises(ValidationError, match="exceed 100 %"):
+        order_placed(lines=[line(1000, commission_bps=8000)], platform_fee_bps=3000)
 
 
 # --- through the runtime's consumer: inbox and dead letters, without Kafka ---------------

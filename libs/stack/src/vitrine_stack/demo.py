@@ -156,13 +156,12 @@ async def place_orders(
     session = await client.call("live", "POST", "/sessions", json={
         "creator_id": CREATOR_LIVE, "title": "Friday night space sale"})
     session_id = session["session_id"]
-    await eventually(
-        lambda: client.call("live", "GET", f"/products/{products['astronaut']['product_id']}",
-                            expect=(200, 404)),
-        what="live to know the product",
+    astronaut = products["astronaut"]
+    await eventually(  # live learns products from catalog events too
+        lambda: client.call("live", "POST", f"/sessions/{session_id}/pins",
+                            json={"product_id": astronaut["product_id"]}),
+        what="live to pin the product",
     )
-    await client.call("live", "POST", f"/sessions/{session_id}/pins",
-                      json={"product_id": products["astronaut"]["product_id"]})
     say(f"  live session {session_id} by {CREATOR_LIVE}: pinned {products['astronaut']['title']}")
 
     async def session_known() -> bool:

@@ -1,0 +1,227 @@
+"""Checkout's use cases: one transaction each, joining the domain, the SQL and the outbox.
+
+Payment is out of scope here: an order is placed as paid. A payment step would sit
+between reserving stock and emitting `order.placed`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from vitrine_checkout import metrics
+from vitrine_checkout.adapters import repository as repo
+from vitrine_checkout.domain.errors import IdempotencyKeyReusedError, OutOfStockError
+from vitrine_checkout.domain.idempotency import request_fingerprint
+from vitrine_checkout.domain.model import Order, OrderRequest, Product, Refund
+from vitrine_checkout.domain.orders import (
+    build_order,
+    check_request,
+    order_placed_event,
+    reservation_plan,
+)
+from vitrine_checkout.domain.refunds import order_refunded_event, plan_refund
+from vitrine_checkout.settings import CheckoutSettings
+from vitrine_runtime.db import Database
+from vitrine_runtime.errors import DomainError, NotFoundError
+from vitrine_runtime.outbox import enqueue
+from vitrine_schemas.envelope import Envelope, Event
+from vitrine_schemas.events import AttributionSource
+
+PLACE_ORDER = "place_order"
+REFUND_ORDER = "refund_order"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutDeps:
+    """What the use cases and routes need; built from the runtime in production and from a
+    bare `Database` in tests, so neither needs a broker."""
+
+    database: Callable[[], Database]
+    settings: CheckoutSettings
+    envelope: Callable[[Event], Envelope[Event]]
+    clock: Callable[[], datetime] = field(default=_utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of an idempotent write: `replayed` when an earlier request with the same
+    Idempotency-Key produced it."""
+
+    order: Order
+    replayed: bool
+    refund: Refund | None = None
+
+
+async def place_order(
+    deps: CheckoutDeps, request: OrderRequest, idempotency_key: str, fingerprint_of: dict[str, Any]
+) -> Outcome:
+    """Reserve stock, record the order and enqueue `order.placed`, all in one transaction.
+
+    The order is placed as paid: payment is out of scope. `fingerprint_of` is the validated
+    request as JSON data; the Idempotency-Key is bound to its hash. Any failure rolls
+    everything back: no stock taken, no order, no event, no key.
+    """
+    try:
+        outcome = await _place_order(deps, request, idempotency_key, fingerprint_of)
+    except DomainError as exc:
+        metrics.ORDER_REQUESTS.labels(exc.code).inc()
+        raise
+    metrics.ORDER_REQUESTS.labels("replayed" if outcome.replayed else "placed").inc()
+    return outcome
+
+
+async def _place_order(
+    deps: CheckoutDeps, request: OrderRequest, idempotency_key: str, fingerprint_of: dict[str, Any]
+) -> Outcome:
+    check_request(request)  # shape errors need no transaction
+    request_hash = request_fingerprint(PLACE_ORDER, fingerprint_of)
+    order_id = str(uuid.uuid4())
+    async with deps.database().transaction() as conn:
+        earlier = await repo.claim_idempotency_key(
+            conn, PLACE_ORDER, idempotency_key, request_hash, order_id
+        )
+        if earlier is not None:
+            return Outcome(await _replayed_order(conn, earlier, request_hash), replayed=True)
+
+        products: dict[str, Product] = await repo.lock_products(
+            conn, [line.product_id for line in request.lines]
+        )
+        session = None
+        if request.attribution.source is AttributionSource.LIVE:
+            assert request.attribution.live_session_id is not None  # check_request saw to it
+            session = await repo.get_session(conn, request.attribution.live_session_id)
+        order = build_order(
+            order_id=order_id,
+            request=request,
+            products=products,
+            session=session,
+            platform_fee_bps=deps.settings.platform_fee_bps,
+            placed_at=deps.clock(),
+        )
+        for product_id, quantity in reservation_plan(order):
+            # The rows are locked, so this cannot fail after build_order's stock check;
+            # the guard keeps the invariant in SQL should the locking ever change.
+            if not await repo.reserve_stock(conn, product_id, quantity):
+                raise OutOfStockError(f"out of stock: {product_id}")
+        await repo.insert_order(conn, order)
+        await enqueue(conn, deps.envelope(order_placed_event(order)))
+    return Outcome(order, replayed=False)
+
+
+async def refund_order(
+    deps: CheckoutDeps,
+    order_id: str,
+    *,
+    amount_minor: int | None,
+    reason: str,
+    idempotency_key: str,
+    fingerprint_of: dict[str, Any],
+) -> Outcome:
+    """Refund part or all of what is left on an order and enqueue `order.refunded`.
+
+    Stock is not put back: a refund is money, and whether goods return is another matter.
+    """
+    try:
+        outcome = await _refund_order(
+            deps,
+            order_id,
+            amount_minor=amount_minor,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            fingerprint_of=fingerprint_of,
+        )
+    except DomainError as exc:
+        metrics.REFUND_REQUESTS.labels(exc.code).inc()
+        raise
+    metrics.REFUND_REQUESTS.labels("replayed" if outcome.replayed else "refunded").inc()
+    return outcome
+
+
+async def _refund_order(
+    deps: CheckoutDeps,
+    order_id: str,
+    *,
+    amount_minor: int | None,
+    reason: str,
+    idempotency_key: str,
+    fingerprint_of: dict[str, Any],
+) -> Outcome:
+    request_hash = request_fingerprint(REFUND_ORDER, {"order_id": order_id, **fingerprint_of})
+    refund_id = str(uuid.uuid4())
+    async with deps.database().transaction() as conn:
+        earlier = await repo.claim_idempotency_key(
+            conn, REFUND_ORDER, idempotency_key, request_hash, refund_id
+        )
+        if earlier is not None:
+            stored_hash, earlier_refund_id = earlier
+            if stored_hash != request_hash:
+                raise IdempotencyKeyReusedError(
+                    "this Idempotency-Key was already used for a different refund request;"
+                    " use a new key for a new refund"
+                )
+            refund = await repo.get_refund(conn, earlier_refund_id)
+            assert refund is not None, "a claimed refund key names a committed refund"
+            order = await repo.get_order(conn, refund.order_id)
+            assert order is not None
+            return Outcome(order, replayed=True, refund=refund)
+
+        # The row lock serialises refunds of one order, so two can never both take the rest.
+        order = await repo.get_order(conn, order_id, for_update=True)
+        if order is None:
+            raise NotFoundError(f"order {order_id} not found")
+        refund = plan_refund(
+            order,
+            refund_id=refund_id,
+            amount_minor=amount_minor,
+            reason=reason,
+            refunded_at=deps.clock(),
+        )
+        await repo.insert_refund(conn, refund)
+        await enqueue(conn, deps.envelope(order_refunded_event(order, refund)))
+        refreshed = await repo.get_order(conn, order_id)
+        assert refreshed is not None
+    return Outcome(refreshed, replayed=False, refund=refund)
+
+
+async def _replayed_order(
+    conn: asyncpg.Connection, earlier: tuple[str, str], request_hash: str
+) -> Order:
+    stored_hash, order_id = earlier
+    if stored_hash != request_hash:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was already used for a different order request;"
+            " use a new key for a new order"
+        )
+    order = await repo.get_order(conn, order_id)
+    assert order is not None, "a claimed order key names a committed order"
+    return order
+
+
+async def get_order(deps: CheckoutDeps, order_id: str) -> Order:
+    # One snapshot for the order, its lines and its refunds, so totals always add up.
+    async with (
+        deps.database().pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        order = await repo.get_order(conn, order_id)
+    if order is None:
+        raise NotFoundError(f"order {order_id} not found")
+    return order
+
+
+async def get_product(deps: CheckoutDeps, product_id: str) -> Product:
+    async with deps.database().pool.acquire() as conn:
+        product = await repo.get_product(conn, product_id)
+    if product is None:
+        raise NotFoundError(f"product {product_id} not found")
+    return product

@@ -1,0 +1,1 @@
+"""Live's rules, free of SQL and HTTP."""
