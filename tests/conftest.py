@@ -8,6 +8,7 @@ DATABASE_URL to run the same tests against servers of your own.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 import pytest
 
 from vitrine_runtime.media import LocalMediaStore

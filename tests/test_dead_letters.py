@@ -23,13 +23,15 @@ CONSUMED = {
 
 @pytest.mark.parametrize("topic", sorted(CONSUMED))
 async def test_malformed_messages_are_dead_lettered_with_a_reason(
-    client: PlatformClient, topic: str,
+    client: PlatformClient,
+    topic: str,
 ) -> None:
     key = f"poison-{uuid.uuid4().hex[:8]}".encode()
     await client.publish_raw(topic, b'{"this is": "not an envelope"', key=key)
     for service in CONSUMED[topic]:
         records = await client.read_topic(
-            f"dlq.{service}", until=lambda rs: any(r.key == key for r in rs), timeout_s=60)
+            f"dlq.{service}", until=lambda rs: any(r.key == key for r in rs), timeout_s=60
+        )
         dead = next(r for r in records if r.key == key)
         headers = {k: v.decode() for k, v in dead.headers}
         assert headers["dlq-reason"] == "malformed_envelope"
@@ -38,7 +40,8 @@ async def test_malformed_messages_are_dead_lettered_with_a_reason(
 
 
 async def test_consumers_keep_going_after_a_poison_message(
-    client: PlatformClient, seller: Seller,
+    client: PlatformClient,
+    seller: Seller,
 ) -> None:
     await client.publish_raw("products", b"\xff\xfe garbage", key=b"poison")
     await client.publish_raw("orders", b"\xff\xfe garbage", key=b"poison")
@@ -46,13 +49,21 @@ async def test_consumers_keep_going_after_a_poison_message(
     product = await seller.product(shop, price=Money(amount_minor=700, currency="EUR"))
     await seller.sellable(product)  # checkout consumed past the poison
     order = await client.call(
-        "checkout", "POST", "/orders", headers={"Idempotency-Key": str(uuid.uuid4())},
-        json={"buyer_id": "b", "lines": [{"product_id": product["product_id"], "quantity": 1}],
-              "attribution": {"source": "none"}})
+        "checkout",
+        "POST",
+        "/orders",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        json={
+            "buyer_id": "b",
+            "lines": [{"product_id": product["product_id"], "quantity": 1}],
+            "attribution": {"source": "none"},
+        },
+    )
 
     async def posted() -> object:
-        body = await client.call("commission", "GET", "/transactions",
-                                 params={"order_id": order["order_id"]})
+        body = await client.call(
+            "commission", "GET", "/transactions", params={"order_id": order["order_id"]}
+        )
         return body["transactions"] if isinstance(body, dict) else body
 
     await eventually(posted, what="commission to post past the poison")

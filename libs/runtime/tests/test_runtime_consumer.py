@@ -27,15 +27,20 @@ class DeadLetters:
 def started(session_id: str = "s1") -> Envelope[LiveStarted]:
     return Envelope.wrap(
         LiveStarted.model_validate(
-            {"session_id": session_id, "creator_id": "c1", "title": "t",
-             "started_at": "2026-11-22T10:00:00Z"}
+            {
+                "session_id": session_id,
+                "creator_id": "c1",
+                "title": "t",
+                "started_at": "2026-11-22T10:00:00Z",
+            }
         ),
         producer="test",
     )
 
 
-def message(envelope: Envelope[Any] | None = None, value: bytes | None = None,
-            offset: int = 0) -> IncomingMessage:
+def message(
+    envelope: Envelope[Any] | None = None, value: bytes | None = None, offset: int = 0
+) -> IncomingMessage:
     body = value if value is not None else envelope.to_bytes()  # type: ignore[union-attr]
     headers = {k: v.encode() for k, v in envelope.headers().items()} if envelope else {}
     return IncomingMessage("live-sessions", 0, offset, b"s1", body, headers)
@@ -96,8 +101,9 @@ async def test_a_payload_that_breaks_its_contract_is_dead_lettered(ready: Any) -
 async def test_events_without_a_handler_are_skipped_not_dead_lettered(ready: Any) -> None:
     _, consumer, dead, _ = ready
     ended = Envelope.wrap(
-        LiveEnded.model_validate({"session_id": "s1", "creator_id": "c1",
-                                  "ended_at": "2026-11-22T11:00:00Z"}),
+        LiveEnded.model_validate(
+            {"session_id": "s1", "creator_id": "c1", "ended_at": "2026-11-22T11:00:00Z"}
+        ),
         producer="test",
     )
     assert await consumer.handle(message(ended)) is Outcome.SKIPPED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from vitrine_runtime.db import Database
@@ -13,8 +14,14 @@ from vitrine_schemas.events import LiveStarted
 
 def started(session_id: str) -> Envelope[Any]:
     return Envelope.wrap(
-        LiveStarted.model_validate({"session_id": session_id, "creator_id": "c1", "title": "t",
-                                    "started_at": "2026-11-22T10:00:00Z"}),
+        LiveStarted.model_validate(
+            {
+                "session_id": session_id,
+                "creator_id": "c1",
+                "title": "t",
+                "started_at": "2026-11-22T10:00:00Z",
+            }
+        ),
         producer="test",
     )
 
@@ -59,13 +66,9 @@ async def test_events_stay_pending_while_the_broker_is_down(database: Database) 
     async with database.transaction() as conn:
         await enqueue(conn, started("s1"))
     failing = OutboxRelay(database, Broker(fail=True))
-    try:
+    with contextlib.suppress(ConnectionError):
         await failing.publish_pending()
-    except ConnectionError:
-        pass
-    pending = await database.pool.fetchval(
-        "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-    )
+    pending = await database.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
     assert pending == 1
     recovered = Broker()
     assert await OutboxRelay(database, recovered).publish_pending() == 1

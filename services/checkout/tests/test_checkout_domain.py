@@ -68,9 +68,7 @@ def request(*lines: tuple[str, int], attribution: AttributionRequest = NONE) -> 
     )
 
 
-def order(
-    req: OrderRequest, products: list[Product], session: LiveSession | None = None
-) -> Order:
+def order(req: OrderRequest, products: list[Product], session: LiveSession | None = None) -> Order:
     return build_order(
         order_id="o1",
         request=req,
@@ -84,8 +82,10 @@ def order(
 def test_order_prices_lines_and_freezes_rates() -> None:
     placed = order(
         request(("b", 2), ("a", 1)),
-        [product("a"), product("b", unit_price=Money(amount_minor=333, currency="EUR"),
-                              commission_bps=800)],
+        [
+            product("a"),
+            product("b", unit_price=Money(amount_minor=333, currency="EUR"), commission_bps=800),
+        ],
     )
     assert placed.total == Money(amount_minor=1000 + 2 * 333, currency="EUR")
     assert [(line.product_id, line.commission_bps) for line in placed.lines] == [
@@ -102,11 +102,7 @@ def test_order_prices_lines_and_freezes_rates() -> None:
     assert event.seller_id == "seller-1"
 
 
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 10**9), st.integers(1, 10_000)), min_size=1, max_size=20
-    )
-)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 10_000)), min_size=1, max_size=20))
 def test_total_is_the_exact_sum_of_lines(lines: list[tuple[int, int]]) -> None:
     products = [
         product(f"p{i}", unit_price=Money(amount_minor=price, currency="JPY"), available=qty)
@@ -179,8 +175,9 @@ def test_attribution_shape(attribution: AttributionRequest, message: str) -> Non
 
 
 def test_video_attribution_credits_the_given_creator() -> None:
-    attribution = AttributionRequest(AttributionSource.AUTO_IDENTIFIED, creator_id="c1",
-                                     video_id="v1")
+    attribution = AttributionRequest(
+        AttributionSource.AUTO_IDENTIFIED, creator_id="c1", video_id="v1"
+    )
     placed = order(request(("a", 1), attribution=attribution), [product("a")])
     assert placed.attribution.creator_id == "c1"
     assert placed.attribution.video_id == "v1"
@@ -205,11 +202,17 @@ def test_live_attribution_needs_a_live_session_of_that_creator() -> None:
     with pytest.raises(NotFoundError, match="s1"):
         order(request(("a", 1), attribution=LIVE), [product("a")], None)
     with pytest.raises(SessionNotLiveError):
-        order(request(("a", 1), attribution=LIVE), [product("a")],
-              replace(SESSION, status=SessionStatus.ENDED))
+        order(
+            request(("a", 1), attribution=LIVE),
+            [product("a")],
+            replace(SESSION, status=SessionStatus.ENDED),
+        )
     with pytest.raises(AttributionError, match="not the host"):
-        order(request(("a", 1), attribution=replace(LIVE, creator_id="other")), [product("a")],
-              SESSION)
+        order(
+            request(("a", 1), attribution=replace(LIVE, creator_id="other")),
+            [product("a")],
+            SESSION,
+        )
 
 
 # --- refunds --------------------------------------------------------------------------

@@ -102,8 +102,9 @@ async def test_rates_are_frozen_on_the_order(
 ) -> None:
     await put_product("p1", commission_bps=1000)
     order = (await post(client, body(("p1", 1)))).json()
-    await put_product("p1", version=2, commission_bps=3000,
-                      price=Money(amount_minor=1, currency="EUR"))
+    await put_product(
+        "p1", version=2, commission_bps=3000, price=Money(amount_minor=1, currency="EUR")
+    )
     # The platform raises its fee: a new deployment, the same database.
     raised = dataclasses.replace(deps, settings=CheckoutSettings(platform_fee_bps=900))
     async with api_client(raised) as after_change:
@@ -182,8 +183,11 @@ async def test_replay_returns_the_same_order(
     await put_product("p1", stock=5)
     first = await post(client, body(("p1", 1)), key="same")
     # Same request, keys in another order: still the same request.
-    reordered = {"attribution": {"source": "none"}, "lines": [{"quantity": 1, "product_id": "p1"}],
-                 "buyer_id": "buyer-1"}
+    reordered = {
+        "attribution": {"source": "none"},
+        "lines": [{"quantity": 1, "product_id": "p1"}],
+        "buyer_id": "buyer-1",
+    }
     second = await post(client, reordered, key="same")
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.headers["Idempotent-Replayed"] == "true"

@@ -80,8 +80,9 @@ async def test_edits_do_not_undo_sales_but_a_new_stock_figure_does(
     await deliver(product_event("p1", version=3, stock=20, stock_version=2))
     assert (await stored(db)).available == 20
     # Archiving keeps the numbers but takes the product off sale.
-    await deliver(product_event("p1", version=4, stock=20, stock_version=2,
-                                status=ProductStatus.ARCHIVED))
+    await deliver(
+        product_event("p1", version=4, stock=20, stock_version=2, status=ProductStatus.ARCHIVED)
+    )
     product = await stored(db)
     assert product.status is ProductStatus.ARCHIVED
     assert product.available == 20
@@ -109,14 +110,21 @@ async def test_live_session_projection(db: Database, deliver: Deliver) -> None:
     assert s.creator_id == "c1"
     assert s.pinned_product_ids == frozenset()
 
-    pin = LiveProductPinned(session_id="s1", creator_id="c1", product_id="p1",
-                            pinned_at=T0 + timedelta(seconds=1))
+    pin = LiveProductPinned(
+        session_id="s1", creator_id="c1", product_id="p1", pinned_at=T0 + timedelta(seconds=1)
+    )
     await deliver(pin)
-    await deliver(LiveProductPinned(session_id="s1", creator_id="c1", product_id="p2",
-                                    pinned_at=T0 + timedelta(seconds=2)))
+    await deliver(
+        LiveProductPinned(
+            session_id="s1", creator_id="c1", product_id="p2", pinned_at=T0 + timedelta(seconds=2)
+        )
+    )
     assert (await session(db)).pinned_product_ids == {"p1", "p2"}
-    await deliver(LiveProductUnpinned(session_id="s1", creator_id="c1", product_id="p1",
-                                      unpinned_at=T0 + timedelta(seconds=3)))
+    await deliver(
+        LiveProductUnpinned(
+            session_id="s1", creator_id="c1", product_id="p1", unpinned_at=T0 + timedelta(seconds=3)
+        )
+    )
     assert (await session(db)).pinned_product_ids == {"p2"}
     # The same pin, re-emitted late under a new event id, must not undo the newer unpin.
     await deliver(pin.model_copy())
@@ -132,8 +140,9 @@ async def test_live_session_projection(db: Database, deliver: Deliver) -> None:
 async def test_pin_without_a_seen_start_still_makes_a_live_session(
     db: Database, deliver: Deliver
 ) -> None:
-    await deliver(LiveProductPinned(session_id="s9", creator_id="c9", product_id="p1",
-                                    pinned_at=T0))
+    await deliver(
+        LiveProductPinned(session_id="s9", creator_id="c9", product_id="p1", pinned_at=T0)
+    )
     s = await session(db, "s9")
     assert s.status is SessionStatus.LIVE
     assert s.pinned_product_ids == {"p1"}

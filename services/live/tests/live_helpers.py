@@ -82,8 +82,7 @@ def order_placed(
         seller_id="seller-1",
         shop_kind=ShopKind.THIRD_PARTY,
         lines=[
-            OrderLine(product_id="p1", title="P", quantity=1, unit_price=price,
-                      commission_bps=1000)
+            OrderLine(product_id="p1", title="P", quantity=1, unit_price=price, commission_bps=1000)
         ],
         total=price,
         platform_fee_bps=500,

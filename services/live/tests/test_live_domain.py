@@ -14,8 +14,7 @@ from vitrine_runtime.errors import NotFoundError
 from vitrine_schemas.events import ProductStatus
 from vitrine_schemas.money import Money
 
-PRODUCT = Product("p1", "shop", "P", Money(amount_minor=1, currency="EUR"),
-                  ProductStatus.ACTIVE, 1)
+PRODUCT = Product("p1", "shop", "P", Money(amount_minor=1, currency="EUR"), ProductStatus.ACTIVE, 1)
 
 
 def test_pin_needs_a_live_session_and_an_active_product() -> None:

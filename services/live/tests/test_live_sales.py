@@ -26,8 +26,13 @@ def line(currency: str, orders: int, gross: int, refunded: int) -> dict[str, Any
     def money(n: int) -> dict[str, Any]:
         return {"amount_minor": n, "currency": currency}
 
-    return {"currency": currency, "orders": orders, "gross": money(gross),
-            "refunded": money(refunded), "net": money(gross - refunded)}
+    return {
+        "currency": currency,
+        "orders": orders,
+        "gross": money(gross),
+        "refunded": money(refunded),
+        "net": money(gross - refunded),
+    }
 
 
 async def test_live_orders_count_per_currency(client: httpx.AsyncClient, deliver: Deliver) -> None:

@@ -44,12 +44,12 @@ async def test_session_lifecycle_emits_one_event_per_change(
     pinned = await client.post(f"/sessions/{sid}/pins", json={"product_id": "p1"})
     assert pinned.status_code == 201
     assert [p["product_id"] for p in pinned.json()["pinned_products"]] == ["p1"]
-    assert pinned.json()["pinned_products"][0]["price"] == {"amount_minor": 1500,
-                                                            "currency": "EUR"}
+    assert pinned.json()["pinned_products"][0]["price"] == {"amount_minor": 1500, "currency": "EUR"}
     again = await client.post(f"/sessions/{sid}/pins", json={"product_id": "p1"})
     assert again.status_code == 200  # no-op, no second event
-    assert (await client.post(f"/sessions/{sid}/pins", json={"product_id": "p2"})).status_code \
-        == 201
+    assert (
+        await client.post(f"/sessions/{sid}/pins", json={"product_id": "p2"})
+    ).status_code == 201
 
     unpinned = await client.delete(f"/sessions/{sid}/pins/p1")
     assert unpinned.status_code == 200
@@ -135,8 +135,12 @@ async def test_listing_and_reading(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"creator_id": "c1"}, {"creator_id": "", "title": "t"}, {"creator_id": "c", "title": ""},
-     {"creator_id": "c", "title": "t", "extra": 1}],
+    [
+        {"creator_id": "c1"},
+        {"creator_id": "", "title": "t"},
+        {"creator_id": "c", "title": ""},
+        {"creator_id": "c", "title": "t", "extra": 1},
+    ],
 )
 async def test_bad_start_requests(client: httpx.AsyncClient, payload: dict[str, Any]) -> None:
     response = await client.post("/sessions", json=payload)
@@ -151,8 +155,7 @@ async def test_end_racing_pins_never_pins_an_ended_session(
     for i in range(10):
         await put_product(f"p{i}")
     sid = (await start(client))["session_id"]
-    calls = [client.post(f"/sessions/{sid}/pins", json={"product_id": f"p{i}"})
-             for i in range(10)]
+    calls = [client.post(f"/sessions/{sid}/pins", json={"product_id": f"p{i}"}) for i in range(10)]
     calls.insert(5, client.post(f"/sessions/{sid}/end"))
     await asyncio.gather(*calls)
     log = [e.type for e in await events(db)]

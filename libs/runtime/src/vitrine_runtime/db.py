@@ -63,7 +63,7 @@ class Database:
 
     async def ping(self) -> bool:
         try:
-            return await self.pool.fetchval("SELECT 1") == 1
+            return bool(await self.pool.fetchval("SELECT 1") == 1)
         except (OSError, asyncpg.PostgresError):
             return False
 
@@ -98,9 +98,6 @@ class Database:
 
 def _migration_files(package: str) -> list[tuple[str, str]]:
     root = resources.files(package)
-    files = sorted(
-        (entry.name, entry.read_text())
-        for entry in root.iterdir()
-        if entry.name.endswith(".sql")
+    return sorted(
+        (entry.name, entry.read_text()) for entry in root.iterdir() if entry.name.endswith(".sql")
     )
-    return files

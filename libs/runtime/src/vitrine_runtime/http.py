@@ -52,7 +52,9 @@ def install_common_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
         )
 
     @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         trace_id = (
             tracing.trace_id_from_traceparent(request.headers.get("traceparent"))
             or tracing.new_trace_id()
@@ -73,4 +75,3 @@ def install_common_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
             )
         response.headers["traceparent"] = tracing.traceparent(trace_id)
         return response
-

@@ -92,7 +92,7 @@ class OutboxRelay:
             self._db.url, server_settings={"search_path": self._db.schema}
         )
         try:
-            while not await conn.fetchval(
+            while not await conn.fetchval(  # noqa: ASYNC110 - polls a lock, not an event
                 "SELECT pg_try_advisory_lock(hashtext($1))", _channel(self._db.schema)
             ):
                 await asyncio.sleep(self._poll_interval_s * 4)
@@ -147,4 +147,3 @@ class OutboxRelay:
             older_than_s,
         )
         return int(result.split()[-1])
-

@@ -54,6 +54,7 @@ class ServiceRuntime:
             acks="all",
             client_id=f"vitrine-{self.name}{settings.kafka_client_id_suffix}",
             linger_ms=5,
+            logger=None,  # our consumer logs each outcome as JSON; FastStream's lines are not
         )
         self.consumer = EventConsumer(
             self.name,
@@ -141,9 +142,7 @@ class ServiceRuntime:
     async def _publish(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[object]:
-        return await self.broker.publish(
-            value, topic, key=key, headers=headers, no_confirm=True
-        )
+        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
 
     async def _publish_confirmed(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
@@ -227,4 +226,3 @@ class ServiceRuntime:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
-

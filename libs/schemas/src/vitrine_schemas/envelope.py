@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -77,15 +77,19 @@ class Envelope(EnvelopeMetadata, Generic[EventT]):
         occurred_at: datetime | None = None,
     ) -> Envelope[EventT]:
         """Put a payload into an envelope; a new flow gets a fresh correlation id."""
-        return Envelope[type(data)](  # type: ignore[misc]
-            event_id=event_id or uuid.uuid4(),
-            type=data.event_type,
-            schema_version=data.schema_version,
-            occurred_at=occurred_at or datetime.now(UTC),
-            producer=producer,
-            correlation_id=correlation_id or uuid.uuid4().hex,
-            partition_key=data.partition_key,
-            data=data,
+        typed: Any = Envelope[type(data)]  # type: ignore[misc]
+        return cast(
+            "Envelope[EventT]",
+            typed(
+                event_id=event_id or uuid.uuid4(),
+                type=data.event_type,
+                schema_version=data.schema_version,
+                occurred_at=occurred_at or datetime.now(UTC),
+                producer=producer,
+                correlation_id=correlation_id or uuid.uuid4().hex,
+                partition_key=data.partition_key,
+                data=data,
+            ),
         )
 
     def to_bytes(self) -> bytes:

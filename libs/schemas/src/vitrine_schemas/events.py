@@ -1,6 +1,7 @@
 """Payloads of every Vitrine event. Each names its type, schema version and topic.
 
-Compatibility rule (enforced by libs/schemas/tests/test_contracts.py against libs/schemas/jsonschema/): within
+Compatibility rule (enforced by libs/schemas/tests/test_contracts.py against the files in
+libs/schemas/jsonschema/): within
 one schema version, fields may be added only as optional; removing, retyping or making a
 field required needs a new `schema_version`.
 """
@@ -59,7 +60,6 @@ class VideoFailed(Event):
 class BoundingBox(Contract):
     """A box in normalised image coordinates (0..1), at one moment of the video."""
 
-
     at_ms: Milliseconds
     x: Unit
     y: Unit
@@ -69,7 +69,6 @@ class BoundingBox(Contract):
 
 class CropRef(Contract):
     """One crop of a tracked object, stored in the media store."""
-
 
     uri: str = Field(min_length=1)
     at_ms: Milliseconds
@@ -167,7 +166,6 @@ class AttributionSource(StrEnum):
 
 class Attribution(Contract):
     """Where a sale came from, and the creator it is credited to."""
-
 
     source: AttributionSource
     creator_id: Id | None = None
@@ -273,6 +271,7 @@ class CommissionReversed(Event):
 
 class LiveStarted(Event):
     """A creator went live to sell; sales in the session are attributed to it."""
+
     event_type: ClassVar[str] = "live.started"
     topic: ClassVar[str] = topics.LIVE_SESSIONS
     partition_field: ClassVar[str] = "session_id"
@@ -285,6 +284,7 @@ class LiveStarted(Event):
 
 class LiveProductPinned(Event):
     """A product was pinned in a live session: viewers see it and can buy it."""
+
     event_type: ClassVar[str] = "live.product_pinned"
     topic: ClassVar[str] = topics.LIVE_SESSIONS
     partition_field: ClassVar[str] = "session_id"
@@ -297,6 +297,7 @@ class LiveProductPinned(Event):
 
 class LiveProductUnpinned(Event):
     """A product was taken off a live session's pins."""
+
     event_type: ClassVar[str] = "live.product_unpinned"
     topic: ClassVar[str] = topics.LIVE_SESSIONS
     partition_field: ClassVar[str] = "session_id"
@@ -309,6 +310,7 @@ class LiveProductUnpinned(Event):
 
 class LiveEnded(Event):
     """A live session ended; it takes no more attributed sales."""
+
     event_type: ClassVar[str] = "live.ended"
     topic: ClassVar[str] = topics.LIVE_SESSIONS
     partition_field: ClassVar[str] = "session_id"

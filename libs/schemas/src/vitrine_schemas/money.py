@@ -102,7 +102,11 @@ class Money(BaseModel):
         digits = minor_units(self.currency)
         sign = "-" if self.amount_minor < 0 else ""
         whole, frac = divmod(abs(self.amount_minor), 10**digits)
-        return f"{sign}{whole}.{frac:0{digits}d} {self.currency}" if digits else f"{sign}{whole} {self.currency}"
+        return (
+            f"{sign}{whole}.{frac:0{digits}d} {self.currency}"
+            if digits
+            else f"{sign}{whole} {self.currency}"
+        )
 
 
 def share_of(amount_minor: int, rate_bps: int) -> int:

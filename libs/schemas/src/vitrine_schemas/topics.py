@@ -41,24 +41,73 @@ def dead_letter_topic(service: str) -> str:
 
 
 TOPICS: tuple[Topic, ...] = (
-    Topic(VIDEOS, "video_id", 4, 7 * DAY_MS, "uploaded videos and their processing failures",
-          ("video.uploaded", "video.failed")),
-    Topic(OBJECTS, "video_id", 4, 7 * DAY_MS, "objects tracked in videos, one event per track",
-          ("objects.detected",)),
-    Topic(MATCHES, "video_id", 4, 30 * DAY_MS, "shoppable tags: tracked objects matched to products",
-          ("product.matched",)),
-    Topic(PRODUCTS, "product_id", 4, -1, "product snapshots; compacted, latest per product",
-          ("catalog.product_upserted",), cleanup_policy="compact"),
-    Topic(ORDERS, "order_id", 4, 30 * DAY_MS, "order lifecycle", ("order.placed", "order.refunded")),
-    Topic(COMMISSIONS, "order_id", 4, 30 * DAY_MS, "ledger postings per order",
-          ("commission.accrued", "commission.reversed")),
-    Topic(LIVE_SESSIONS, "session_id", 4, 7 * DAY_MS, "live selling sessions",
-          ("live.started", "live.product_pinned", "live.product_unpinned", "live.ended")),
+    Topic(
+        VIDEOS,
+        "video_id",
+        4,
+        7 * DAY_MS,
+        "uploaded videos and their processing failures",
+        ("video.uploaded", "video.failed"),
+    ),
+    Topic(
+        OBJECTS,
+        "video_id",
+        4,
+        7 * DAY_MS,
+        "objects tracked in videos, one event per track",
+        ("objects.detected",),
+    ),
+    Topic(
+        MATCHES,
+        "video_id",
+        4,
+        30 * DAY_MS,
+        "shoppable tags: tracked objects matched to products",
+        ("product.matched",),
+    ),
+    Topic(
+        PRODUCTS,
+        "product_id",
+        4,
+        -1,
+        "product snapshots; compacted, latest per product",
+        ("catalog.product_upserted",),
+        cleanup_policy="compact",
+    ),
+    Topic(
+        ORDERS,
+        "order_id",
+        4,
+        30 * DAY_MS,
+        "order lifecycle",
+        ("order.placed", "order.refunded"),
+    ),
+    Topic(
+        COMMISSIONS,
+        "order_id",
+        4,
+        30 * DAY_MS,
+        "ledger postings per order",
+        ("commission.accrued", "commission.reversed"),
+    ),
+    Topic(
+        LIVE_SESSIONS,
+        "session_id",
+        4,
+        7 * DAY_MS,
+        "live selling sessions",
+        ("live.started", "live.product_pinned", "live.product_unpinned", "live.ended"),
+    ),
     *(
-        Topic(dead_letter_topic(service), "original key", 1, 30 * DAY_MS,
-              f"messages {service} could not handle, with the reason in headers")
+        Topic(
+            dead_letter_topic(service),
+            "original key",
+            1,
+            30 * DAY_MS,
+            f"messages {service} could not handle, with the reason in headers",
+        )
         for service in CONSUMING_SERVICES
     ),
-)  # fmt: skip
+)
 
 TOPICS_BY_NAME: dict[str, Topic] = {topic.name: topic for topic in TOPICS}

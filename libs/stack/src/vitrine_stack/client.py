@@ -145,27 +145,48 @@ class Seller:
     async def shop(self, kind: str = "third_party") -> dict[str, Any]:
         seller_id = f"seller-{uuid.uuid4().hex[:6]}"
         shop: dict[str, Any] = await self.client.call(
-            "catalog", "POST", "/shops", json={"name": f"Shop {seller_id}", "kind": kind,
-                                               "seller_id": seller_id})
+            "catalog",
+            "POST",
+            "/shops",
+            json={"name": f"Shop {seller_id}", "kind": kind, "seller_id": seller_id},
+        )
         return shop
 
     async def product(
-        self, shop: dict[str, Any], *, price: Money, stock: int = 10, commission_bps: int = 1000,
-        sample: SampleProduct | None = None, title: str | None = None,
+        self,
+        shop: dict[str, Any],
+        *,
+        price: Money,
+        stock: int = 10,
+        commission_bps: int = 1000,
+        sample: SampleProduct | None = None,
+        title: str | None = None,
     ) -> dict[str, Any]:
         product: dict[str, Any] = await self.client.call(
-            "catalog", "POST", f"/shops/{shop['shop_id']}/products",
-            json={"title": title or (sample.title if sample else "Plain product"),
-                  "price": price.model_dump(), "stock": stock, "commission_bps": commission_bps})
+            "catalog",
+            "POST",
+            f"/shops/{shop['shop_id']}/products",
+            json={
+                "title": title or (sample.title if sample else "Plain product"),
+                "price": price.model_dump(),
+                "stock": stock,
+                "commission_bps": commission_bps,
+            },
+        )
         if sample is not None:
             for image in studio_images(sample):
                 await self.client.call(
-                    "catalog", "POST", f"/products/{product['product_id']}/images",
-                    content=image, headers={"Content-Type": "image/jpeg"})
+                    "catalog",
+                    "POST",
+                    f"/products/{product['product_id']}/images",
+                    content=image,
+                    headers={"Content-Type": "image/jpeg"},
+                )
         return product
 
     async def sellable(self, product: dict[str, Any]) -> dict[str, Any]:
         """Wait until checkout has the product from the catalog's events."""
         return await eventually(  # type: ignore[no-any-return]
             lambda: self.client.call("checkout", "GET", f"/products/{product['product_id']}"),
-            what=f"checkout to list {product['product_id']}")
+            what=f"checkout to list {product['product_id']}",
+        )

@@ -27,7 +27,9 @@ SAMPLE_PRODUCTS: tuple[SampleProduct, ...] = (
     SampleProduct("astronaut", "Astronaut portrait poster", skdata.astronaut),
     SampleProduct("chelsea", "Tabby cat cushion", skdata.chelsea),
     SampleProduct(
-        "motorcycle", "Sport motorcycle scale model", lambda: skdata.stereo_motorcycle()[0]
+        "motorcycle",
+        "Sport motorcycle scale model",
+        lambda: skdata.stereo_motorcycle()[0],  # type: ignore[no-untyped-call]
     ),
 )
 

@@ -135,8 +135,13 @@ class Catalog:
         # The vector goes in first: should the transaction below fail, a stray vector
         # points at an existing product, which is harmless; the reverse would not be.
         await self.index.upsert(
-            [VectorPoint(str(image_id), vectors[0], {"product_id": product_id,
-                                                      "shop_id": product.shop_id})]
+            [
+                VectorPoint(
+                    str(image_id),
+                    vectors[0],
+                    {"product_id": product_id, "shop_id": product.shop_id},
+                )
+            ]
         )
         async with self.db.transaction() as conn:
             await repo.insert_image(conn, image_id, product_id, uri, self.embedder.model_version)
@@ -175,7 +180,9 @@ class Catalog:
 
     # --- matching -----------------------------------------------------------------------
 
-    async def match_track(self, conn: asyncpg.Connection, track: ObjectsDetected) -> MatchDecision | None:
+    async def match_track(
+        self, conn: asyncpg.Connection, track: ObjectsDetected
+    ) -> MatchDecision | None:
         """Match one tracked object against the catalog; tag the video if convincing."""
         crops = sorted(track.crops, key=lambda c: c.quality, reverse=True)
         crops = crops[: self.settings.max_crops_per_track]
@@ -244,7 +251,10 @@ class Catalog:
             *(self.index.search(v, self.settings.match_candidates) for v in vectors)
         )
         return [
-            [ImageHit(str(h.payload["product_id"]), str(h.payload["shop_id"]), h.score) for h in hits]
+            [
+                ImageHit(str(h.payload["product_id"]), str(h.payload["shop_id"]), h.score)
+                for h in hits
+            ]
             for hits in results
         ]
 

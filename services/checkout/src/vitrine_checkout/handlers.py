@@ -34,8 +34,9 @@ async def on_product_upserted(
     except ProjectionRejected as exc:
         raise PermanentError(str(exc)) from exc
     if not await repo.upsert_product(conn, event):
-        log.info("stale_product_snapshot_ignored", product_id=event.product_id,
-                 version=event.version)
+        log.info(
+            "stale_product_snapshot_ignored", product_id=event.product_id, version=event.version
+        )
 
 
 async def on_live_started(envelope: Envelope[LiveStarted], conn: asyncpg.Connection) -> None:

@@ -40,7 +40,10 @@ _PRODUCT_SELECT = """
 async def insert_shop(conn: asyncpg.Connection, shop: Shop) -> None:
     await conn.execute(
         "INSERT INTO shops (shop_id, name, kind, seller_id) VALUES ($1, $2, $3, $4)",
-        shop.shop_id, shop.name, shop.kind.value, shop.seller_id,
+        shop.shop_id,
+        shop.name,
+        shop.kind.value,
+        shop.seller_id,
     )
 
 
@@ -54,9 +57,16 @@ async def insert_product(conn: asyncpg.Connection, product: Product) -> None:
         "INSERT INTO products (product_id, shop_id, title, price_minor, currency, stock,"
         " stock_version, commission_bps, status, version)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        product.product_id, product.shop_id, product.title, product.price.amount_minor,
-        product.price.currency, product.stock, product.stock_version, product.commission_bps,
-        product.status.value, product.version,
+        product.product_id,
+        product.shop_id,
+        product.title,
+        product.price.amount_minor,
+        product.price.currency,
+        product.stock,
+        product.stock_version,
+        product.commission_bps,
+        product.status.value,
+        product.version,
     )
 
 
@@ -65,8 +75,14 @@ async def update_product(conn: asyncpg.Connection, product: Product) -> None:
         "UPDATE products SET title = $2, price_minor = $3, stock = $4, stock_version = $5,"
         " commission_bps = $6, status = $7, version = $8, updated_at = now()"
         " WHERE product_id = $1",
-        product.product_id, product.title, product.price.amount_minor, product.stock,
-        product.stock_version, product.commission_bps, product.status.value, product.version,
+        product.product_id,
+        product.title,
+        product.price.amount_minor,
+        product.stock,
+        product.stock_version,
+        product.commission_bps,
+        product.status.value,
+        product.version,
     )
 
 
@@ -100,7 +116,10 @@ async def insert_image(
     await conn.execute(
         "INSERT INTO product_images (image_id, product_id, media_uri, embedding_model)"
         " VALUES ($1, $2, $3, $4)",
-        image_id, product_id, media_uri, model,
+        image_id,
+        product_id,
+        media_uri,
+        model,
     )
 
 
@@ -120,7 +139,14 @@ async def record_track(
         "INSERT INTO video_tracks (video_id, track_id, creator_id, label, first_seen_ms,"
         " last_seen_ms, crop_uris, best_score) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT (video_id, track_id) DO UPDATE SET best_score = EXCLUDED.best_score",
-        video_id, track_id, creator_id, label, first_seen_ms, last_seen_ms, crop_uris, best_score,
+        video_id,
+        track_id,
+        creator_id,
+        label,
+        first_seen_ms,
+        last_seen_ms,
+        crop_uris,
+        best_score,
     )
 
 
@@ -141,7 +167,14 @@ async def upsert_tag(
         "INSERT INTO video_tags (video_id, track_id, product_id, shop_id, creator_id, score,"
         " first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT (video_id, track_id) DO NOTHING RETURNING true",
-        video_id, track_id, product_id, shop_id, creator_id, score, first_seen_ms, last_seen_ms,
+        video_id,
+        track_id,
+        product_id,
+        shop_id,
+        creator_id,
+        score,
+        first_seen_ms,
+        last_seen_ms,
     )
     return bool(inserted)
 

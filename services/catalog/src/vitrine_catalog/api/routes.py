@@ -67,9 +67,15 @@ class ProductOut(Strict):
     @classmethod
     def of(cls, p: Product) -> ProductOut:
         return cls(
-            product_id=p.product_id, shop_id=p.shop_id, title=p.title, price=p.price,
-            stock=p.stock, commission_bps=p.commission_bps, status=p.status,
-            version=p.version, image_count=p.image_count,
+            product_id=p.product_id,
+            shop_id=p.shop_id,
+            title=p.title,
+            price=p.price,
+            stock=p.stock,
+            commission_bps=p.commission_bps,
+            status=p.status,
+            version=p.version,
+            image_count=p.image_count,
         )
 
 
@@ -143,8 +149,9 @@ async def change_product(product_id: str, body: ProductPatch, catalog: CatalogDe
     tags=["products"],
     openapi_extra={
         "requestBody": {
-            "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                        for t in ACCEPTED_IMAGE_TYPES},
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in ACCEPTED_IMAGE_TYPES
+            },
             "required": True,
         }
     },
@@ -176,10 +183,15 @@ async def video_tags(video_id: str, catalog: CatalogDep) -> VideoTagsOut:
         video_id=video_id,
         tags=[
             TagOut(
-                track_id=r["track_id"], product_id=r["product_id"], shop_id=r["shop_id"],
-                title=r["title"], price=Money(amount_minor=r["price_minor"], currency=r["currency"]),
-                score=r["score"], first_seen_ms=r["first_seen_ms"],
-                last_seen_ms=r["last_seen_ms"], matched_at=r["matched_at"],
+                track_id=r["track_id"],
+                product_id=r["product_id"],
+                shop_id=r["shop_id"],
+                title=r["title"],
+                price=Money(amount_minor=r["price_minor"], currency=r["currency"]),
+                score=r["score"],
+                first_seen_ms=r["first_seen_ms"],
+                last_seen_ms=r["last_seen_ms"],
+                matched_at=r["matched_at"],
             )
             for r in rows
         ],

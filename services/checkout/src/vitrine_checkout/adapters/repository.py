@@ -97,8 +97,7 @@ async def lock_products(conn: asyncpg.Connection, product_ids: Sequence[str]) ->
     """Read and row-lock the products, in product_id order (the lock order of every order
     transaction, so concurrent orders queue rather than deadlock)."""
     rows = await conn.fetch(
-        "SELECT * FROM products WHERE product_id = ANY($1::text[])"
-        " ORDER BY product_id FOR UPDATE",
+        "SELECT * FROM products WHERE product_id = ANY($1::text[]) ORDER BY product_id FOR UPDATE",
         sorted(set(product_ids)),
     )
     return {row["product_id"]: _product(row) for row in rows}
@@ -219,8 +218,7 @@ async def claim_idempotency_key(
     if claimed:
         return None
     row = await conn.fetchrow(
-        "SELECT request_hash, resource_id FROM idempotency_keys"
-        " WHERE operation = $1 AND key = $2",
+        "SELECT request_hash, resource_id FROM idempotency_keys WHERE operation = $1 AND key = $2",
         operation,
         key,
     )

@@ -81,9 +81,7 @@ def check_attribution_shape(attribution: AttributionRequest) -> None:
                 f"attribution source '{source.value}' needs {' and '.join(missing)}"
             )
         if attribution.live_session_id is not None:
-            raise AttributionError(
-                f"attribution source '{source.value}' takes no live_session_id"
-            )
+            raise AttributionError(f"attribution source '{source.value}' takes no live_session_id")
 
 
 def resolve_attribution(

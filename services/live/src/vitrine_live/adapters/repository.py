@@ -192,9 +192,7 @@ async def list_sessions(
 
 
 async def session_exists(conn: asyncpg.Connection, session_id: str) -> bool:
-    return bool(
-        await conn.fetchval("SELECT true FROM sessions WHERE session_id = $1", session_id)
-    )
+    return bool(await conn.fetchval("SELECT true FROM sessions WHERE session_id = $1", session_id))
 
 
 # --- sales ----------------------------------------------------------------------------

@@ -67,8 +67,9 @@ class SalesOut(BaseModel):
 
     @classmethod
     def of(cls, s: Sales) -> SalesOut:
-        return cls(currency=s.currency, orders=s.orders, gross=s.gross, refunded=s.refunded,
-                   net=s.net)
+        return cls(
+            currency=s.currency, orders=s.orders, gross=s.gross, refunded=s.refunded, net=s.net
+        )
 
 
 class SessionOut(BaseModel):
