@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -34,6 +35,7 @@ class Event(Contract):
 
 
 EventT = TypeVar("EventT", bound=Event)
+_TRACE_ID = re.compile(r"^(?!0{32})[0-9a-f]{32}$")
 
 
 class EnvelopeMetadata(BaseModel):
@@ -52,13 +54,18 @@ class EnvelopeMetadata(BaseModel):
     partition_key: str = Field(min_length=1, description="Kafka message key")
 
     def headers(self) -> dict[str, str]:
-        """Kafka headers that let a consumer route or skip without parsing the body."""
-        return {
+        """Kafka headers that let a consumer route or skip without parsing the body, and
+        carry the flow's W3C trace context to tools that read headers only."""
+        headers = {
             "event-type": self.type,
             "event-id": str(self.event_id),
             "schema-version": str(self.schema_version),
             "correlation-id": self.correlation_id,
         }
+        if _TRACE_ID.match(self.correlation_id):
+            # The event is the span: its id gives a stable parent id for what it causes.
+            headers["traceparent"] = f"00-{self.correlation_id}-{self.event_id.hex[:16]}-01"
+        return headers
 
 
 class Envelope(EnvelopeMetadata, Generic[EventT]):
