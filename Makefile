@@ -10,7 +10,7 @@ PACKAGES := libs/schemas libs/runtime libs/stack services/catalog services/check
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up demo test test-fast lint typecheck contracts asyncapi lock clean
+.PHONY: help install up demo test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,12 +33,13 @@ up: install  ## start the embedded platform (Kafka-protocol broker, Postgres, Qd
 demo: install  ## the main job: seed shops, match crops to products, buy, refund, print the ledger
 	$(BIN)/python -m vitrine_stack demo
 
-test: install  ## every test: unit, contract, cross-service and slow ones
+test: install deploy-tools  ## every test: unit, contract, deploy checks, cross-service and slow ones
 	$(BIN)/python tools/gen_contracts.py --check
 	$(BIN)/python tools/gen_asyncapi.py --check
+	$(BIN)/python tools/gen_k8s_topics.py --check
 	$(BIN)/python -m pytest
 
-test-fast: install  ## unit tests only (no embedded platform)
+test-fast: install deploy-tools  ## unit tests only (no embedded platform)
 	$(BIN)/python -m pytest -m "not e2e and not slow"
 
 lint: install  ## ruff and mypy
@@ -55,6 +56,16 @@ asyncapi: install  ## regenerate docs/asyncapi/*.json from the services' FastStr
 lock: install  ## refresh requirements/constraints.txt from the current venv
 	( echo "# Exact versions the project is tested with (pip install -c). Regenerate: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable ) > requirements/constraints.txt
+
+# promtool and prometheus come from Debian's package; kubectl (kustomize v5) from the image.
+deploy-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v kubectl >/dev/null || { echo "kubectl is required (kubectl kustomize)"; exit 1; }
+
+deploy-check: install deploy-tools  ## offline: kustomize + kubernetes-validate --strict, compose spec, promtool, hadolint
+	$(BIN)/python tools/gen_k8s_topics.py --check
+	$(BIN)/python -m pytest -q tests/test_deploy.py
 
 clean:  ## remove the venv and the embedded platform's data
 	rm -rf $(VENV) .vitrine

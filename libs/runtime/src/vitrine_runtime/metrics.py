@@ -5,7 +5,15 @@ Every service exposes these at /metrics; service-specific metrics live with the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from vitrine_runtime.logging import get_logger
+
+_log = get_logger(__name__)
 
 EVENTS_CONSUMED = Counter(
     "vitrine_events_consumed_total",
@@ -52,3 +60,40 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+class PeriodicGauge:
+    """Keeps gauges fresh from a source that nobody reads otherwise (a SQL aggregate).
+
+    `refresh` runs at start and then every `interval_s`; a failure is logged and retried at
+    the next tick, so a database outage never stops the service, and the gauges keep
+    their last value meanwhile.
+    """
+
+    def __init__(
+        self, name: str, refresh: Callable[[], Awaitable[None]], *, interval_s: float = 15.0
+    ) -> None:
+        self.name = name
+        self.interval_s = interval_s
+        self._refresh = refresh
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"gauge-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning("gauge_refresh_failed", gauge=self.name, error=repr(exc))
+            await asyncio.sleep(self.interval_s)

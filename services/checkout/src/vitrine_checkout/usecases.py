@@ -77,6 +77,8 @@ async def place_order(
         metrics.ORDER_REQUESTS.labels(exc.code).inc()
         raise
     metrics.ORDER_REQUESTS.labels("replayed" if outcome.replayed else "placed").inc()
+    if not outcome.replayed:
+        metrics.record_order_placed(outcome.order.total)
     return outcome
 
 
