@@ -10,7 +10,7 @@ PACKAGES := libs/schemas libs/runtime libs/stack services/catalog services/check
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up demo test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check
+.PHONY: help install up demo test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check bench-matcher
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ asyncapi: install  ## regenerate docs/asyncapi/*.json from the services' FastStr
 lock: install  ## refresh requirements/constraints.txt from the current venv
 	( echo "# Exact versions the project is tested with (pip install -c). Regenerate: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable ) > requirements/constraints.txt
+
+bench-matcher: install  ## matcher speed: crops embedded/s, search p50/p99, recall@10 on 100k products
+	$(BIN)/python bench/matcher/run.py
 
 # promtool and prometheus come from Debian's package; kubectl (kustomize v5) from the image.
 deploy-tools:

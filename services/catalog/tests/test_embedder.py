@@ -50,7 +50,8 @@ def test_embedding_shape_dtype_and_unit_norm(
     vectors = embedder.embed(list(photos.values()))
 
     assert embedder.dimension == 1280
-    assert embedder.model_version == "efficientnet-lite0-imagenet@224"
+    expected = {"f32": "", "bf16": "+bf16"}[embedder.precision]
+    assert embedder.model_version == f"efficientnet-lite0-imagenet@224{expected}"
     assert vectors.shape == (len(photos), 1280)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -128,3 +129,27 @@ def test_truncated_jpeg_raises_invalid_image(
 
     assert "image #1" in str(excinfo.value)
     assert isinstance(excinfo.value, ValueError)
+
+
+def test_backends_compute_the_same_function(
+    embedder: ImageEmbedder, photos: dict[str, Image.Image]
+) -> None:
+    """float32 on OpenVINO is PyTorch's network, so their vectors share a model version;
+    bf16 moves vectors a little, so its vectors are a version of their own."""
+    images = [_variant(photo) for photo in photos.values()]
+    torch_f32 = ImageEmbedder.load(threads=2, backend="torch")
+    openvino_f32 = ImageEmbedder.load(threads=2, backend="openvino", precision="f32")
+
+    reference = torch_f32.embed(images)
+    np.testing.assert_allclose(openvino_f32.embed(images), reference, atol=1e-4)
+    assert torch_f32.model_version == openvino_f32.model_version
+    assert torch_f32.model_version == "efficientnet-lite0-imagenet@224"
+    if embedder.precision == "bf16":
+        assert embedder.model_version != torch_f32.model_version
+        agreement = np.sum(embedder.embed(images) * reference, axis=1)
+        assert agreement.min() > 0.97, agreement
+
+
+def test_torch_backend_refuses_bf16() -> None:
+    with pytest.raises(ValueError, match="float32"):
+        ImageEmbedder.load(backend="torch", precision="bf16")

@@ -18,6 +18,7 @@ import pytest_asyncio
 from qdrant_client import AsyncQdrantClient
 
 from vitrine_catalog.adapters.vector_index import (
+    IndexTuning,
     QdrantEdgeIndex,
     QdrantServerIndex,
     VectorHit,
@@ -29,7 +30,10 @@ from vitrine_catalog.adapters.vector_index import (
 DIM = 8
 
 # Local mode warns that payload indexes are a no-op there; the server honours them.
-pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Local mode performs exact:UserWarning"),
+]
 
 
 def _unit(*components: float) -> np.ndarray:
@@ -46,14 +50,18 @@ def _point(product: str, shop: str, vector: np.ndarray, point_id: str | None = N
     )
 
 
-@pytest_asyncio.fixture(params=["edge", "server"])
+@pytest_asyncio.fixture(params=["edge", "server", "edge-int8"])
 async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorIndex]:
     vector_index: VectorIndex
     if request.param == "edge":
         vector_index = QdrantEdgeIndex(str(tmp_path / "shard"), DIM)
+    elif request.param == "edge-int8":
+        tuning = IndexTuning(hnsw_m=8, hnsw_ef_construct=32, search_ef=64, quantization="int8")
+        vector_index = QdrantEdgeIndex(str(tmp_path / "shard"), DIM, tuning=tuning)
     else:
         client = AsyncQdrantClient(location=":memory:")
-        vector_index = QdrantServerIndex(client, "product_images", DIM)
+        tuning = IndexTuning(search_ef=64, quantization="int8")
+        vector_index = QdrantServerIndex(client, "product_images", DIM, tuning)
     await vector_index.ensure_collection()
     await vector_index.ensure_collection()  # idempotent
     try:
@@ -164,6 +172,40 @@ async def test_rejects_bad_input(index: VectorIndex) -> None:
     with pytest.raises(ValueError, match="limit"):
         await index.search(_unit(1.0), limit=0)
     assert await index.count() == 0
+
+
+@pytest.mark.asyncio
+async def test_batch_search_threshold_vectors_and_delete_by_id(index: VectorIndex) -> None:
+    a, b, c = (
+        _point("pa", "s", _unit(1.0)),
+        _point("pb", "s", _unit(1.0, 1.0)),
+        _point("pc", "s", _unit(0.0, 0.0, 1.0)),
+    )
+    await index.upsert([a, b, c])
+
+    batch = await index.search_batch([_unit(1.0), _unit(0.2, 0.0, 1.0)], limit=2)
+    close = await index.search(_unit(1.0), limit=10, score_threshold=0.5)
+    nothing = await index.search_batch([_unit(0.0, 1.0)], limit=5, score_threshold=0.99)
+    stored = await index.vectors([a.id, c.id, str(uuid.uuid4())])
+
+    assert [[h.id for h in hits] for hits in batch] == [[a.id, b.id], [c.id, a.id]]
+    assert [h.id for h in close] == [a.id, b.id]  # cos(a, b) = 0.71; c is orthogonal
+    assert nothing == [[]]
+    assert await index.search_batch([], limit=3) == []
+    assert set(stored) == {a.id, c.id}
+    np.testing.assert_allclose(stored[a.id], _unit(1.0), atol=1e-5)
+
+    await index.delete([a.id, str(uuid.uuid4())])
+    await index.delete([])
+    assert await index.count() == 2
+    assert await index.vectors([a.id]) == {}
+
+
+def test_index_tuning_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="oversampling"):
+        IndexTuning(oversampling=0.5)
+    with pytest.raises(ValueError, match="hnsw_m"):
+        IndexTuning(hnsw_m=1)
 
 
 # --------------------------------------------------------------------------- edge only

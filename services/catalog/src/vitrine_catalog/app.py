@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from vitrine_catalog import handlers
 from vitrine_catalog.adapters.embedder import ImageEmbedder
-from vitrine_catalog.adapters.vector_index import open_vector_index
+from vitrine_catalog.adapters.vector_index import IndexTuning, open_vector_index
 from vitrine_catalog.api.routes import router
 from vitrine_catalog.application import Catalog
 from vitrine_catalog.settings import CatalogSettings
+from vitrine_runtime.logging import get_logger
 from vitrine_runtime.media import open_media_store
 from vitrine_runtime.service import ServiceRuntime
 from vitrine_schemas.events import ProductMatched, ProductUpserted
+
+log = get_logger(__name__)
 
 
 def build_runtime(settings: CatalogSettings) -> ServiceRuntime:
@@ -37,29 +42,66 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
 
     @runtime.on_start
     async def open_catalog(rt: ServiceRuntime) -> None:
-        embedder = ImageEmbedder.load(threads=settings.embed_threads)
-        index = open_vector_index(
-            qdrant_url=settings.qdrant_url,
-            qdrant_path=settings.qdrant_path,
-            collection=settings.qdrant_collection,
-            dimension=embedder.dimension,
-            api_key=settings.qdrant_api_key,
+        # The first start on a machine converts the network to OpenVINO (10-30 s): off the
+        # event loop, so /healthz keeps answering meanwhile.
+        embedder = await asyncio.to_thread(
+            ImageEmbedder.load,
+            threads=settings.embed_threads,
+            backend=settings.embed_backend,
+            precision=settings.embed_precision,
+            cache_dir=settings.embed_cache_dir,
+        )
+        tuning = IndexTuning(
+            hnsw_m=settings.qdrant_hnsw_m,
+            hnsw_ef_construct=settings.qdrant_hnsw_ef_construct,
+            search_ef=settings.qdrant_search_ef,
+            quantization=settings.qdrant_quantization,
+            oversampling=settings.qdrant_oversampling,
+        )
+        index, track_crops = (
+            open_vector_index(
+                qdrant_url=settings.qdrant_url,
+                qdrant_path=settings.qdrant_path,
+                collection=collection,
+                dimension=embedder.dimension,
+                api_key=settings.qdrant_api_key,
+                tuning=tuning,
+            )
+            for collection in (settings.qdrant_collection, settings.track_crops_collection)
         )
         await index.ensure_collection()
-        app.state.catalog = Catalog(
+        await track_crops.ensure_collection()
+        catalog = Catalog(
             db=rt.db,
             media=open_media_store(settings),
             embedder=embedder,
             index=index,
+            track_crops=track_crops,
             settings=settings,
             envelope=rt.envelope,
         )
+        app.state.catalog = catalog
+        app.state.reembedding = asyncio.create_task(reembed(catalog))
+
+    async def reembed(catalog: Catalog) -> None:
+        try:
+            images, tracks = await catalog.reembed_stale()
+            if images or tracks:
+                log.info("reembedded_for_model", images=images, tracks=tracks)
+        except Exception:  # retried at the next start; matching goes on meanwhile
+            log.exception("reembed_failed")
 
     @runtime.on_stop
     async def close_index(_: ServiceRuntime) -> None:
+        task: asyncio.Task[None] | None = getattr(app.state, "reembedding", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         catalog: Catalog | None = getattr(app.state, "catalog", None)
         if catalog is not None:
             await catalog.index.close()
+            await catalog.track_crops.close()
+            catalog.embedder.close()
 
     return app
 

@@ -16,9 +16,15 @@ import numpy as np
 
 from vitrine_catalog import metrics
 from vitrine_catalog.adapters import repository as repo
-from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError
-from vitrine_catalog.adapters.vector_index import VectorIndex, VectorPoint
-from vitrine_catalog.domain.matching import ImageHit, MatchDecision, decide
+from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError, decode_image
+from vitrine_catalog.adapters.vector_index import PayloadValue, VectorIndex, VectorPoint
+from vitrine_catalog.domain.matching import (
+    ImageHit,
+    MatchDecision,
+    TrackRef,
+    decide,
+    score_products,
+)
 from vitrine_catalog.domain.products import (
     Product,
     ProductChange,
@@ -30,6 +36,7 @@ from vitrine_catalog.settings import CatalogSettings
 from vitrine_runtime.consumer import PermanentError
 from vitrine_runtime.db import Database
 from vitrine_runtime.errors import InvalidRequestError, NotFoundError
+from vitrine_runtime.logging import get_logger
 from vitrine_runtime.media import MediaNotFoundError, MediaRefusedError, MediaStore
 from vitrine_runtime.outbox import enqueue
 from vitrine_schemas.envelope import Envelope, Event
@@ -44,13 +51,47 @@ from vitrine_schemas.money import Money
 
 EnvelopeFactory = Callable[[Event], Envelope[Event]]
 
+log = get_logger(__name__)
+
+# Payload key naming the embedding model of a vector; vectors stored before it existed
+# were all made by LEGACY_MODEL.
+MODEL = "model"
+LEGACY_MODEL = "efficientnet-lite0-imagenet@224"
+_CROP_IDS = uuid.UUID("6f1d4a52-3f0e-4c39-9a57-3c1f27c2b0de")
+
+
+def crop_point_id(track: TrackRef, n: int) -> str:
+    """Stable id of a track's n-th kept crop: a redelivered track overwrites its points."""
+    return str(uuid.uuid5(_CROP_IDS, f"{track.video_id}\x00{track.track_id}\x00{n}"))
+
+
+def _track_payload(track: TrackRef) -> dict[str, PayloadValue]:
+    return {
+        "video_id": track.video_id,
+        "track_id": track.track_id,
+        "creator_id": track.creator_id,
+        "first_seen_ms": track.first_seen_ms,
+        "last_seen_ms": track.last_seen_ms,
+    }
+
+
+def _track_from_payload(payload: dict[str, object]) -> TrackRef:
+    return TrackRef(
+        str(payload["video_id"]),
+        str(payload["track_id"]),
+        str(payload["creator_id"]),
+        int(payload["first_seen_ms"]),  # type: ignore[call-overload]
+        int(payload["last_seen_ms"]),  # type: ignore[call-overload]
+    )
+
 
 @dataclass
 class Catalog:
     db: Database
     media: MediaStore
     embedder: ImageEmbedder
-    index: VectorIndex
+    index: VectorIndex  # product images
+    track_crops: VectorIndex  # crops of tracks that matched nothing, for re-matching
     settings: CatalogSettings
     envelope: EnvelopeFactory
 
@@ -139,7 +180,11 @@ class Catalog:
                 VectorPoint(
                     str(image_id),
                     vectors[0],
-                    {"product_id": product_id, "shop_id": product.shop_id},
+                    {
+                        "product_id": product_id,
+                        "shop_id": product.shop_id,
+                        MODEL: self.embedder.model_version,
+                    },
                 )
             ]
         )
@@ -183,7 +228,11 @@ class Catalog:
     async def match_track(
         self, conn: asyncpg.Connection, track: ObjectsDetected
     ) -> MatchDecision | None:
-        """Match one tracked object against the catalog; tag the video if convincing."""
+        """Match one tracked object against the catalog; tag the video if convincing.
+
+        A track that matches nothing keeps its crop vectors in the track-crops collection,
+        so that a product added later can still claim it (:meth:`rematch_product`).
+        """
         crops = sorted(track.crops, key=lambda c: c.quality, reverse=True)
         crops = crops[: self.settings.max_crops_per_track]
         try:
@@ -192,16 +241,17 @@ class Catalog:
         except (MediaRefusedError, MediaNotFoundError, InvalidImageError) as exc:
             raise PermanentError(f"track {track.track_id}: {exc}") from exc
 
-        hits_per_crop = await self._search(vectors)
-        live = await repo.active_products(
-            conn, sorted({h.product_id for hits in hits_per_crop for h in hits})
+        ref = TrackRef(
+            track.video_id,
+            track.track_id,
+            track.creator_id,
+            track.first_seen_ms,
+            track.last_seen_ms,
         )
-        hits_per_crop = [[h for h in hits if h.product_id in live] for hits in hits_per_crop]
-        decision = decide(
-            hits_per_crop,
-            threshold=self.settings.match_score_threshold,
-            margin=self.settings.match_margin,
-        )
+        decision, best_score = await self._judge(conn, vectors)
+        if decision is None:
+            # Before the row that says they exist; the upsert is idempotent on redelivery.
+            await self._keep_crops(ref, vectors)
         await repo.record_track(
             conn,
             video_id=track.video_id,
@@ -211,52 +261,245 @@ class Catalog:
             first_seen_ms=track.first_seen_ms,
             last_seen_ms=track.last_seen_ms,
             crop_uris=[c.uri for c in track.crops],
-            best_score=decision.score if decision else None,
+            best_score=best_score,
+            embedding_model=None if decision else self.embedder.model_version,
         )
         metrics.MATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
-        if decision is None:
-            return None
-        metrics.MATCH_SCORE.observe(decision.score)
+        if decision is not None:
+            metrics.MATCH_SCORE.observe(decision.score)
+            await self._tag(conn, ref, decision)
+        return decision
+
+    async def rematch_product(
+        self, conn: asyncpg.Connection, product_id: str
+    ) -> list[tuple[TrackRef, MatchDecision]]:
+        """Judge again the untagged tracks that look like ``product_id``'s images.
+
+        The product's image vectors are searched against the kept crop vectors (no crop is
+        embedded again); each track with a crop at least as close as the score threshold
+        (the least a matching track's best crop can score) is judged with the same rule
+        as a new track, against the whole catalog. Returns the new tags.
+        """
+        product = await repo.get_product(conn, product_id)
+        if product is None or product.status is not ProductStatus.ACTIVE:
+            return []
+        await self._forget_tagged_crops(conn)
+        model = self.embedder.model_version
+        image_vectors = await self.index.vectors(
+            await repo.product_image_ids(conn, product_id, model)
+        )
+        if not image_vectors:
+            return []
+        limit = self.settings.rematch_candidates
+        hit_lists = await self.track_crops.search_batch(
+            list(image_vectors.values()), limit, score_threshold=self.settings.match_score_threshold
+        )
+        if any(len(hits) == limit for hits in hit_lists):
+            log.warning("rematch_candidates_saturated", product_id=product_id, limit=limit)
+        candidates: dict[tuple[str, str], TrackRef] = {}
+        crop_counts: dict[tuple[str, str], int] = {}
+        for hits in hit_lists:
+            for hit in hits:
+                if hit.payload.get(MODEL) != model:
+                    continue
+                ref = _track_from_payload(hit.payload)
+                candidates.setdefault(ref.key, ref)
+                crop_counts[ref.key] = int(hit.payload["crops"])
+        already = await repo.tagged_tracks(conn, list(candidates))
+        tagged: list[tuple[TrackRef, MatchDecision]] = []
+        for key, ref in sorted(candidates.items()):
+            if key in already:
+                continue
+            stored = await self.track_crops.vectors(
+                [crop_point_id(ref, n) for n in range(crop_counts[key])]
+            )
+            if not stored:
+                continue
+            decision, best_score = await self._judge(conn, np.stack(list(stored.values())))
+            await repo.rejudged_track(conn, *key, best_score, model)
+            metrics.REMATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
+            if decision is not None and await self._tag(conn, ref, decision):
+                tagged.append((ref, decision))
+        return tagged
+
+    async def _judge(
+        self, conn: asyncpg.Connection, vectors: np.ndarray
+    ) -> tuple[MatchDecision | None, float | None]:
+        """The decision on a track's crop vectors, and its best product's score."""
+        hits_per_crop = await self._search(vectors)
+        live = await repo.active_products(
+            conn, sorted({h.product_id for hits in hits_per_crop for h in hits})
+        )
+        hits_per_crop = [[h for h in hits if h.product_id in live] for hits in hits_per_crop]
+        scores = score_products(hits_per_crop)
+        decision = decide(
+            hits_per_crop,
+            threshold=self.settings.match_score_threshold,
+            margin=self.settings.match_margin,
+        )
+        return decision, max(scores.values(), default=None)
+
+    async def _tag(self, conn: asyncpg.Connection, ref: TrackRef, decision: MatchDecision) -> bool:
+        """Store the tag and announce it; False if the track already had one."""
         tagged = await repo.upsert_tag(
             conn,
-            video_id=track.video_id,
-            track_id=track.track_id,
+            video_id=ref.video_id,
+            track_id=ref.track_id,
             product_id=decision.product_id,
             shop_id=decision.shop_id,
-            creator_id=track.creator_id,
+            creator_id=ref.creator_id,
             score=decision.score,
-            first_seen_ms=track.first_seen_ms,
-            last_seen_ms=track.last_seen_ms,
+            first_seen_ms=ref.first_seen_ms,
+            last_seen_ms=ref.last_seen_ms,
         )
         if tagged:
             await enqueue(
                 conn,
                 self.envelope(
                     ProductMatched(
-                        video_id=track.video_id,
-                        creator_id=track.creator_id,
-                        track_id=track.track_id,
+                        video_id=ref.video_id,
+                        creator_id=ref.creator_id,
+                        track_id=ref.track_id,
                         product_id=decision.product_id,
                         shop_id=decision.shop_id,
                         score=round(decision.score, 6),
-                        first_seen_ms=track.first_seen_ms,
-                        last_seen_ms=track.last_seen_ms,
+                        first_seen_ms=ref.first_seen_ms,
+                        last_seen_ms=ref.last_seen_ms,
                     )
                 ),
             )
-        return decision
+        return tagged
 
     async def _search(self, vectors: np.ndarray) -> list[list[ImageHit]]:
-        results = await asyncio.gather(
-            *(self.index.search(v, self.settings.match_candidates) for v in vectors)
-        )
-        return [
+        results = await self.index.search_batch(list(vectors), self.settings.match_candidates)
+        model = self.embedder.model_version
+        hits_per_crop: list[list[ImageHit]] = []
+        for hits in results:
+            # A vector of another model is not comparable: skip it until it is re-embedded.
+            fresh = [h for h in hits if h.payload.get(MODEL, LEGACY_MODEL) == model]
+            if len(fresh) < len(hits):
+                metrics.STALE_VECTOR_HITS.inc(len(hits) - len(fresh))
+            hits_per_crop.append(
+                [
+                    ImageHit(str(h.payload["product_id"]), str(h.payload["shop_id"]), h.score)
+                    for h in fresh
+                ]
+            )
+        return hits_per_crop
+
+    async def _keep_crops(self, ref: TrackRef, vectors: np.ndarray) -> None:
+        payload = {**_track_payload(ref), "crops": len(vectors), MODEL: self.embedder.model_version}
+        await self.track_crops.upsert(
             [
-                ImageHit(str(h.payload["product_id"]), str(h.payload["shop_id"]), h.score)
-                for h in hits
+                VectorPoint(crop_point_id(ref, n), vector, {**payload, "crop": n})
+                for n, vector in enumerate(vectors)
             ]
-            for hits in results
-        ]
+        )
+
+    async def _forget_tagged_crops(self, conn: asyncpg.Connection) -> None:
+        """Drop the kept crops of tracks tagged since (they need no re-matching)."""
+        rows = await conn.fetch(
+            "SELECT k.video_id, k.track_id, cardinality(k.crop_uris) AS crops FROM video_tracks k"
+            " JOIN video_tags t USING (video_id, track_id) WHERE k.embedding_model IS NOT NULL"
+        )
+        if not rows:
+            return
+        refs = [TrackRef(r["video_id"], r["track_id"], "", 0, 0) for r in rows]
+        limit = self.settings.max_crops_per_track
+        await self.track_crops.delete(
+            [
+                crop_point_id(ref, n)
+                for ref, row in zip(refs, rows, strict=True)
+                for n in range(min(row["crops"], limit))
+            ]
+        )
+        await conn.execute(
+            "UPDATE video_tracks k SET embedding_model = NULL FROM video_tags t"
+            " WHERE t.video_id = k.video_id AND t.track_id = k.track_id"
+            " AND k.embedding_model IS NOT NULL"
+        )
+
+    # --- model changes ------------------------------------------------------------------
+
+    async def reembed_stale(self, batch: int = 32) -> tuple[int, int]:
+        """Embed again what was embedded by another model version: product images, and the
+        kept crops of untagged tracks (also those judged before re-matching existed).
+
+        Until then such vectors are ignored (never compared with this model's), so tracks
+        judged meanwhile may have missed their product: the products embedded again are
+        re-matched at the end. Runs in the background after start; returns (images,
+        tracks) embedded again.
+        """
+        model = self.embedder.model_version
+        images = tracks = 0
+        products: set[str] = set()
+        while True:
+            async with self.db.pool.acquire() as conn:
+                rows = await repo.images_not_embedded_with(conn, model, batch)
+            if not rows:
+                break
+            readable, unreadable, blobs = [], [], []
+            for row in rows:
+                try:
+                    blob = await self.media.get(row["media_uri"], self.settings.max_image_bytes)
+                    decode_image(blob)  # one bad image must not fail the whole batch
+                except (MediaRefusedError, MediaNotFoundError, InvalidImageError) as exc:
+                    log.warning(
+                        "image_not_reembedded", image_id=str(row["image_id"]), error=str(exc)
+                    )
+                    unreadable.append(row)
+                    continue
+                readable.append(row)
+                blobs.append(blob)
+            vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs)
+            await self.index.upsert(
+                [
+                    VectorPoint(
+                        str(row["image_id"]),
+                        vector,
+                        {"product_id": row["product_id"], "shop_id": row["shop_id"], MODEL: model},
+                    )
+                    for row, vector in zip(readable, vectors, strict=True)
+                ]
+            )
+            await self.index.delete([str(row["image_id"]) for row in unreadable])
+            async with self.db.transaction() as conn:
+                await repo.set_image_model(conn, [r["image_id"] for r in readable], model)
+                await repo.set_image_model(conn, [r["image_id"] for r in unreadable], "")
+            images += len(readable)
+            products.update(r["product_id"] for r in readable)
+
+        after = ("", "")
+        while True:
+            async with self.db.pool.acquire() as conn:
+                rows = await repo.untagged_tracks_not_embedded_with(conn, model, batch, after)
+            if not rows:
+                break
+            after = (rows[-1]["video_id"], rows[-1]["track_id"])
+            for row in rows:
+                uris = row["crop_uris"][: self.settings.max_crops_per_track]
+                try:
+                    blobs = [await self.media.get(u, self.settings.max_image_bytes) for u in uris]
+                    vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs)
+                except (MediaRefusedError, MediaNotFoundError, InvalidImageError) as exc:
+                    log.warning("track_not_reembedded", track_id=row["track_id"], error=str(exc))
+                    continue
+                ref = TrackRef(
+                    row["video_id"],
+                    row["track_id"],
+                    row["creator_id"],
+                    row["first_seen_ms"],
+                    row["last_seen_ms"],
+                )
+                await self._keep_crops(ref, vectors)
+                async with self.db.transaction() as conn:
+                    await repo.rejudged_track(conn, *ref.key, row["best_score"], model)
+                tracks += 1
+
+        for product_id in sorted(products):
+            async with self.db.transaction() as conn:
+                await self.rematch_product(conn, product_id)
+        return images, tracks
 
     async def video_tags(self, video_id: str) -> list[asyncpg.Record]:
         async with self.db.pool.acquire() as conn:

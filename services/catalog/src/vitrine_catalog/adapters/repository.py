@@ -134,11 +134,16 @@ async def record_track(
     last_seen_ms: int,
     crop_uris: list[str],
     best_score: float | None,
+    embedding_model: str | None = None,
 ) -> None:
+    """Remember a judged track; ``embedding_model``: its crops' vectors are kept for
+    re-matching (None: they are not, e.g. because the track was tagged)."""
     await conn.execute(
         "INSERT INTO video_tracks (video_id, track_id, creator_id, label, first_seen_ms,"
-        " last_seen_ms, crop_uris, best_score) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " ON CONFLICT (video_id, track_id) DO UPDATE SET best_score = EXCLUDED.best_score",
+        " last_seen_ms, crop_uris, best_score, embedding_model)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (video_id, track_id) DO UPDATE SET best_score = EXCLUDED.best_score,"
+        " embedding_model = EXCLUDED.embedding_model",
         video_id,
         track_id,
         creator_id,
@@ -147,6 +152,84 @@ async def record_track(
         last_seen_ms,
         crop_uris,
         best_score,
+        embedding_model,
+    )
+
+
+async def rejudged_track(
+    conn: asyncpg.Connection,
+    video_id: str,
+    track_id: str,
+    best_score: float | None,
+    embedding_model: str | None,
+) -> None:
+    await conn.execute(
+        "UPDATE video_tracks SET best_score = $3, embedding_model = $4"
+        " WHERE video_id = $1 AND track_id = $2",
+        video_id,
+        track_id,
+        best_score,
+        embedding_model,
+    )
+
+
+async def tagged_tracks(
+    conn: asyncpg.Connection, keys: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    rows = await conn.fetch(
+        "SELECT t.video_id, t.track_id FROM video_tags t"
+        " JOIN unnest($1::text[], $2::text[]) AS k (video_id, track_id)"
+        " ON t.video_id = k.video_id AND t.track_id = k.track_id",
+        [video for video, _ in keys],
+        [track for _, track in keys],
+    )
+    return {(r["video_id"], r["track_id"]) for r in rows}
+
+
+async def untagged_tracks_not_embedded_with(
+    conn: asyncpg.Connection, model: str, limit: int, after: tuple[str, str] = ("", "")
+) -> list[asyncpg.Record]:
+    """Untagged tracks whose crop vectors are missing or of another model, in key order."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT k.* FROM video_tracks k"
+        " WHERE k.embedding_model IS DISTINCT FROM $1 AND (k.video_id, k.track_id) > ($2, $3)"
+        " AND NOT EXISTS (SELECT 1 FROM video_tags t"
+        "                 WHERE t.video_id = k.video_id AND t.track_id = k.track_id)"
+        " ORDER BY k.video_id, k.track_id LIMIT $4",
+        model,
+        after[0],
+        after[1],
+        limit,
+    )
+
+
+async def product_image_ids(conn: asyncpg.Connection, product_id: str, model: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT image_id FROM product_images WHERE product_id = $1 AND embedding_model = $2",
+        product_id,
+        model,
+    )
+    return [str(r["image_id"]) for r in rows]
+
+
+async def images_not_embedded_with(
+    conn: asyncpg.Connection, model: str, limit: int
+) -> list[asyncpg.Record]:
+    """Product images whose vector is of another model ('' marks unreadable images)."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT i.image_id, i.product_id, i.media_uri, p.shop_id FROM product_images i"
+        " JOIN products p USING (product_id)"
+        " WHERE i.embedding_model NOT IN ($1, '') ORDER BY i.image_id LIMIT $2",
+        model,
+        limit,
+    )
+
+
+async def set_image_model(conn: asyncpg.Connection, image_ids: list[uuid.UUID], model: str) -> None:
+    await conn.execute(
+        "UPDATE product_images SET embedding_model = $2 WHERE image_id = ANY($1::uuid[])",
+        image_ids,
+        model,
     )
 
 

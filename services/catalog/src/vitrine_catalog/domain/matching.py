@@ -22,6 +22,21 @@ class ImageHit:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackRef:
+    """A tracked object of a video: what a tag needs to know about it."""
+
+    video_id: str
+    track_id: str
+    creator_id: str
+    first_seen_ms: int
+    last_seen_ms: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.video_id, self.track_id)
+
+
+@dataclass(frozen=True, slots=True)
 class MatchDecision:
     product_id: str
     shop_id: str
