@@ -10,7 +10,7 @@ PACKAGES := libs/schemas libs/runtime libs/stack services/catalog services/check
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up demo test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check bench-matcher
+.PHONY: help install up demo test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check bench-matcher bench-ledger
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ lock: install  ## refresh requirements/constraints.txt from the current venv
 
 bench-matcher: install  ## matcher speed: crops embedded/s, search p50/p99, recall@10 on 100k products
 	$(BIN)/python bench/matcher/run.py
+
+bench-ledger: install  ## ledger posting rate vs raw consume; orders/s end to end with p50/p99
+	nice -n 10 $(BIN)/python bench/ledger/run.py
 
 # promtool and prometheus come from Debian's package; kubectl (kustomize v5) from the image.
 deploy-tools:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -133,3 +134,103 @@ async def test_a_newer_schema_version_is_not_guessed_at(ready: Any) -> None:
     await consumer.handle(message(value=json.dumps(body).encode()))
     assert dead.sent[0][3]["dlq-reason"] == "unsupported_schema_version"
     assert calls == []
+
+
+# --- batches: one transaction, bulk inbox, per-event dead letters -----------------------
+
+
+@pytest.fixture
+async def batching(
+    database: Database,
+) -> tuple[Database, EventConsumer, DeadLetters, list[list[str]]]:
+    await database.migrate()
+    await database.pool.execute("CREATE TABLE seen (session_id text, kind text)")
+    consumer = EventConsumer("svc", max_attempts=2, retry_backoff_s=0.001, batch_size=100)
+    dead = DeadLetters()
+    consumer.bind(database, dead)
+    runs: list[list[str]] = []
+
+    @consumer.on_batch(LiveStarted)
+    async def on_started(
+        envelopes: Sequence[Envelope[LiveStarted]], conn: asyncpg.Connection
+    ) -> None:
+        ids = [e.data.session_id for e in envelopes]
+        runs.append(ids)
+        if "reject" in ids:
+            raise PermanentError("session is not allowed")
+        await conn.executemany("INSERT INTO seen VALUES ($1, 'started')", [(i,) for i in ids])
+
+    @consumer.on(LiveEnded)
+    async def on_ended(envelope: Envelope[LiveEnded], conn: asyncpg.Connection) -> None:
+        # Sees the rows of the run before it in the same transaction: order is kept.
+        started = await conn.fetchval(
+            "SELECT count(*) FROM seen WHERE session_id = $1 AND kind = 'started'",
+            envelope.data.session_id,
+        )
+        await conn.execute(
+            "INSERT INTO seen VALUES ($1, $2)", envelope.data.session_id, f"ended-after-{started}"
+        )
+
+    return database, consumer, dead, runs
+
+
+def ended(session_id: str) -> Envelope[LiveEnded]:
+    return Envelope.wrap(
+        LiveEnded.model_validate(
+            {"session_id": session_id, "creator_id": "c1", "ended_at": "2026-11-22T11:00:00Z"}
+        ),
+        producer="test",
+    )
+
+
+async def seen_rows(database: Database) -> list[tuple[str, str]]:
+    rows = await database.pool.fetch("SELECT session_id, kind FROM seen ORDER BY 1, 2")
+    return [(r["session_id"], r["kind"]) for r in rows]
+
+
+async def test_a_batch_is_applied_in_order_with_runs_going_to_the_batch_handler(
+    batching: Any,
+) -> None:
+    database, consumer, dead, runs = batching
+    a, b, c = started("a"), started("b"), started("c")
+    batch = [message(a), message(b), message(ended("a")), message(c), message(a)]
+    outcomes = await consumer.handle_batch(batch)
+    assert outcomes == [Outcome.HANDLED] * 4 + [Outcome.DUPLICATE]  # a twice in one batch
+    assert runs == [["a", "b"], ["c"]]  # split by the ended event, in topic order
+    assert await seen_rows(database) == [
+        ("a", "ended-after-1"),
+        ("a", "started"),
+        ("b", "started"),
+        ("c", "started"),
+    ]
+    # Redelivered after a crash before the offset commit: nothing applies twice.
+    assert await consumer.handle_batch(batch) == [Outcome.DUPLICATE] * 5
+    assert len(await seen_rows(database)) == 4
+    assert dead.sent == []
+    assert await database.pool.fetchval("SELECT count(*) FROM processed_events") == 4
+
+
+async def test_a_bad_event_in_a_batch_is_dead_lettered_alone(batching: Any) -> None:
+    database, consumer, dead, runs = batching
+    batch = [
+        message(started("x"), offset=10),
+        message(value=b"\x00garbage", offset=11),
+        message(started("reject"), offset=12),
+        message(started("y"), offset=13),
+    ]
+    outcomes = await consumer.handle_batch(batch)
+    assert outcomes == [
+        Outcome.HANDLED,
+        Outcome.DEAD_LETTERED,
+        Outcome.DEAD_LETTERED,
+        Outcome.HANDLED,
+    ]
+    # The whole batch failed once, then each event went alone.
+    assert runs == [["x", "reject", "y"], ["x"], ["reject"], ["y"]]
+    assert await seen_rows(database) == [("x", "started"), ("y", "started")]
+    assert [(h["dlq-reason"], h["dlq-source-offset"]) for *_, h in dead.sent] == [
+        ("malformed_envelope", "11"),
+        ("rejected", "12"),
+    ]
+    # The rejected event left no inbox row: a replay after a fix is applied.
+    assert await database.pool.fetchval("SELECT count(*) FROM processed_events") == 2

@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from vitrine_runtime.db import Database
-from vitrine_runtime.outbox import OutboxRelay, enqueue
+from vitrine_runtime.outbox import OutboxRelay, enqueue, enqueue_many
 from vitrine_schemas.envelope import Envelope
 from vitrine_schemas.events import LiveStarted
 
@@ -94,3 +94,16 @@ async def test_the_running_relay_publishes_soon_after_commit(database: Database)
         assert broker.published == [("live-sessions", b"s9")]
     finally:
         await relay.stop()
+
+
+async def test_many_events_enqueued_at_once_keep_their_order(database: Database) -> None:
+    await database.migrate()
+    envelopes = [started(f"s{n}") for n in range(50)]
+    async with database.transaction() as conn:
+        await enqueue_many(conn, envelopes)
+    broker = Broker()
+    assert await OutboxRelay(database, broker).publish_pending() == 50
+    assert [key for _, key in broker.published] == [f"s{n}".encode() for n in range(50)]
+    stored = await database.pool.fetch("SELECT event_id, headers FROM outbox ORDER BY id")
+    assert [row["event_id"] for row in stored] == [e.event_id for e in envelopes]
+    assert stored[0]["headers"] == envelopes[0].headers()

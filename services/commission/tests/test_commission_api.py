@@ -156,4 +156,7 @@ def test_the_service_app_mounts_the_ledger_routes() -> None:
         "/accounts/{account_id}/entries",
         "/transactions",
         "/ledger/trial-balance",
+        "/payouts",
+        "/payouts/runs",
+        "/payouts/runs/{period}",
     }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+import uuid
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -12,13 +13,14 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from vitrine_commission.adapters import repository
-from vitrine_commission.app import build_runtime
+from vitrine_commission.app import MIGRATIONS, build_runtime
 from vitrine_commission.domain import AccountKind, OwnerType
 from vitrine_commission.settings import CommissionSettings
 from vitrine_runtime.consumer import IncomingMessage, Outcome, PermanentError
 from vitrine_runtime.db import Database
 from vitrine_schemas.envelope import Envelope, Event
 from vitrine_schemas.events import AttributionSource, OrderPlaced, ShopKind
+from vitrine_schemas.money import Money
 
 E = TypeVar("E", bound=Event)
 
@@ -200,3 +202,84 @@ async def test_the_service_consumer_dedups_and_dead_letters(ledger_db: Database)
         accounts = await repository.list_accounts(conn, owner_type=OwnerType.PLATFORM)
         assert {a.ref.kind for a in accounts} == {AccountKind.CASH, AccountKind.FEE_REVENUE}
         assert len(await _outbox(conn)) == 1
+
+
+async def test_a_batch_books_the_same_ledger_as_one_event_at_a_time(
+    ledger_db: Database, database_url: str
+) -> None:
+    orders = [order_placed(f"o-{n}", [line(1000 + n, 3, commission_bps=1250)]) for n in range(6)]
+    broken = order_placed("o-broken").model_copy(
+        update={"total": Money(amount_minor=1, currency="EUR")}  # lines do not sum to it
+    )
+    events: list[Envelope[Any]] = [wrap(o) for o in orders[:3]]
+    events += [wrap(order_refunded(orders[0], "r1", 1000, 1000)), wrap(broken)]
+    events += [wrap(o) for o in orders[3:]] + [wrap(orders[1])]  # a re-emitted order
+    events += [wrap(order_refunded(orders[0], "r2", 2000, 3000))]
+
+    async def book(database: Database, batch_size: int) -> tuple[object, ...]:
+        runtime = build_runtime(
+            CommissionSettings(consumer_retry_backoff_s=0.001, consumer_batch_size=batch_size)
+        )
+        dead: list[str] = []
+
+        async def publish(topic: str, key: bytes | None, value: bytes, h: dict[str, str]) -> None:
+            dead.append(h["dlq-reason"])
+
+        runtime.consumer.bind(database, publish)
+        messages = [_message(e, n) for n, e in enumerate(events)]
+        if batch_size == 1:
+            outcomes = [await runtime.consumer.handle(m) for m in messages]
+        else:
+            outcomes = await runtime.consumer.handle_batch(messages)
+        async with database.transaction() as conn:
+            transactions = {
+                o.order_id: [(t.kind, t.refund_id, t.shares) for t in txs]
+                for o in [*orders, broken]
+                if (txs := await repository.list_transactions(conn, o.order_id))
+            }
+            emitted = [(e["type"], e["key"]) for e in await _outbox(conn)]
+            return outcomes, dead, await _balances(conn), transactions, emitted
+
+    one_schema = await Database.connect(database_url, f"t_{uuid.uuid4().hex[:12]}", pool_size=2)
+    try:
+        await one_schema.migrate(MIGRATIONS)
+        one_by_one = await book(one_schema, 1)
+    finally:
+        await one_schema.pool.execute(f'DROP SCHEMA "{one_schema.schema}" CASCADE')
+        await one_schema.close()
+    batched = await book(ledger_db, 500)
+    assert batched == one_by_one
+    outcomes, dead, balances, transactions, emitted = batched
+    assert outcomes.count(Outcome.HANDLED) == 9  # 6 orders, 2 refunds, the re-emitted one
+    assert dead == ["rejected"]  # the broken order alone
+    assert "o-broken" not in transactions
+    assert len(emitted) == 8  # 6 accruals and 2 reversals
+    assert sum(balances.values()) == 0
+
+
+async def test_a_three_way_split_of_one_fils_and_a_one_yen_refund_balance_in_the_ledger(
+    ledger_db: Database,
+) -> None:
+    handle = handlers()
+    # 0.001 KWD split between creator (80 %), platform (5 %) and seller: the floors give
+    # the creator and the platform nothing, the seller takes the one fils.
+    fils = order_placed("o-kwd", [line(1, 1, commission_bps=8000, currency="KWD")])
+    yen = order_placed("o-jpy", [line(1999, 1, commission_bps=1500, currency="JPY")])
+    async with ledger_db.transaction() as conn:
+        await handle.on_order_placed(wrap(fils), conn)
+        await handle.on_order_placed(wrap(yen), conn)
+    async with ledger_db.transaction() as conn:
+        await handle.on_order_refunded(wrap(order_refunded(yen, "r1", 1, 1)), conn)
+    async with ledger_db.transaction() as conn:
+        [kwd_sale] = await repository.list_transactions(conn, "o-kwd")
+        [_, yen_refund] = await repository.list_transactions(conn, "o-jpy")
+        trial = {row.currency: row for row in await repository.trial_balance(conn)}
+        balances = await _balances(conn)
+    assert (kwd_sale.shares.seller_proceeds, kwd_sale.shares.creator_commission) == (1, 0)
+    assert kwd_sale.shares.platform_fee == 0
+    assert balances[("seller", "seller-1", "payable", "KWD")] == -1
+    assert yen_refund.shares.total == 1  # the seller gives the yen back
+    for currency in ("KWD", "JPY"):
+        assert trial[currency].sum_minor == 0
+        assert trial[currency].imbalanced_transactions == 0
+    assert balances[("platform", "platform", "cash", "JPY")] == 1998

@@ -23,6 +23,7 @@ from vitrine_runtime import tracing
 from vitrine_runtime.consumer import EventConsumer
 from vitrine_runtime.db import Database
 from vitrine_runtime.http import install_common_routes
+from vitrine_runtime.lag import ConsumerLagMonitor
 from vitrine_runtime.logging import configure_logging, get_logger
 from vitrine_runtime.outbox import OutboxRelay
 from vitrine_runtime.settings import ServiceSettings
@@ -42,7 +43,10 @@ class ServiceRuntime:
         produces: Sequence[type[Event]] = (),
         version: str = "0.1.0",
         description: str = "",
+        consumer_batch_size: int = 1,
     ) -> None:
+        """`consumer_batch_size` > 1 applies up to that many polled events in one
+        transaction (see `EventConsumer`): for services whose handlers are quick."""
         self.settings = settings
         self.name = settings.service_name
         self.version = version
@@ -60,9 +64,11 @@ class ServiceRuntime:
             self.name,
             max_attempts=settings.consumer_max_attempts,
             retry_backoff_s=settings.consumer_retry_backoff_s,
+            batch_size=consumer_batch_size,
         )
         self._db: Database | None = None
         self.relay: OutboxRelay | None = None
+        self._lag: ConsumerLagMonitor | None = None
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._started = False
@@ -103,11 +109,23 @@ class ServiceRuntime:
             poll_interval_s=self.settings.outbox_poll_interval_s,
         )
         await self.relay.start()
+        if self.consumer.topics:
+            # The group's lag read from the broker, so a stuck consumer still shows up.
+            self._lag = ConsumerLagMonitor(
+                self.settings.kafka_bootstrap_servers,
+                self.consumer.group_id,
+                self.consumer.topics,
+                client_id=f"vitrine-{self.name}-lag{self.settings.kafka_client_id_suffix}",
+            )
+            await self._lag.start()
         self._started = True
         log.info("service_started", consumes=self.consumer.event_types)
 
     async def stop(self) -> None:
         self._started = False
+        if self._lag is not None:
+            with contextlib.suppress(Exception):
+                await self._lag.stop()
         if self.relay:
             await self.relay.stop()
         with contextlib.suppress(Exception):

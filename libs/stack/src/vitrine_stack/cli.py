@@ -1,4 +1,5 @@
-"""`python -m vitrine_stack up|topics`: run the platform on one machine, or create topics."""
+"""`python -m vitrine_stack up|topics|demo|dlq`: run the platform on one machine, create
+topics, run the demo, or list and replay dead letters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from vitrine_stack.dlq import add_dlq_parser, run_dlq
 from vitrine_stack.platform import DEFAULT_DATA_DIR, DEFAULT_SERVICES, EmbeddedPlatform
 
 __all__ = ["main"]
@@ -40,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated, '' for none (default: %(default)s)",
     )
     up.add_argument("--broker-port", type=int, help="default: a free port")
+    up.add_argument(
+        "--broker-storage",
+        choices=["memory", "s3"],
+        help="memory (default, or $VITRINE_BROKER_STORAGE): lost on stop; s3: kept in an"
+        " embedded SeaweedFS under the data dir",
+    )
     up.add_argument("--postgres-port", type=int, help="default: a free port")
     up.add_argument("--echo", action="store_true", help="also print service logs here")
     up.add_argument("--ready-timeout", type=float, default=120.0, help="seconds per service")
@@ -60,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run the end-to-end demo on a fresh embedded platform, then stop"
     )
     demo.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "demo"))
+
+    add_dlq_parser(commands, str(DEFAULT_DATA_DIR))
     return parser
 
 
@@ -113,6 +123,7 @@ async def _up(args: argparse.Namespace) -> int:
         services=args.services,
         fresh=args.fresh,
         broker_port=args.broker_port,
+        broker_storage=args.broker_storage,
         postgres_port=args.postgres_port,
         echo=sys.stdout if args.echo else None,
         ready_timeout_s=args.ready_timeout,
@@ -182,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
     if args.command == "up":
         return asyncio.run(_up(args))
+    if args.command == "dlq":
+        return run_dlq(args)
     if args.command == "demo":
         from vitrine_stack.demo import main as demo_main
 

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from vitrine_stack.broker import TansuBroker
 from vitrine_stack.postgres import EmbeddedPostgres
+from vitrine_stack.seaweed import EmbeddedSeaweedFS
 from vitrine_stack.supervisor import ManagedProcess, ServiceSpec, Supervisor, free_port
 
 __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_SERVICES", "EmbeddedPlatform", "PlatformError"]
@@ -62,6 +63,7 @@ class EmbeddedPlatform:
         log_format: str | None = None,
         create_topics: bool = True,
         broker_port: int | None = None,
+        broker_storage: str | None = None,
         postgres_port: int | None = None,
         python: str = sys.executable,
         echo: TextIO | None = None,
@@ -82,6 +84,12 @@ class EmbeddedPlatform:
         self.log_format = log_format or os.environ.get("LOG_FORMAT", "json")
         self.create_topics = create_topics
         self.broker_port = broker_port
+        # "memory" (default): the broker forgets everything when it stops. "s3": Tansu
+        # stores topics, messages and committed offsets in an embedded SeaweedFS, so a
+        # broker restart loses nothing (the fault-injection test restarts it).
+        self.broker_storage = broker_storage or os.environ.get("VITRINE_BROKER_STORAGE", "memory")
+        if self.broker_storage not in ("memory", "s3"):
+            raise PlatformError(f"broker_storage must be memory or s3, not {self.broker_storage!r}")
         self.postgres_port = postgres_port
         self.python = python
         self.echo = echo
@@ -93,6 +101,7 @@ class EmbeddedPlatform:
         self.pgdata = self.data_dir / "postgres"
 
         self.broker: TansuBroker | None = None
+        self.broker_store: EmbeddedSeaweedFS | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.supervisor = Supervisor(
             self.log_dir, echo=echo, ready_timeout_s=ready_timeout_s, stop_timeout_s=stop_timeout_s
@@ -180,10 +189,7 @@ class EmbeddedPlatform:
             if self._external_bootstrap:
                 return
             started = time.monotonic()
-            self.broker = TansuBroker(
-                port=self.broker_port, log_path=self.log_path("tansu"), echo=self.echo
-            )
-            await self.broker.astart()
+            self.broker = await self._start_broker(self.broker_port)
             self.timings["broker_start_s"] = time.monotonic() - started
 
         async def postgres() -> None:
@@ -202,6 +208,52 @@ class EmbeddedPlatform:
         async with asyncio.TaskGroup() as group:
             group.create_task(broker())
             group.create_task(postgres())
+
+    async def _start_broker(self, port: int | None) -> TansuBroker:
+        storage, env = "memory://tansu/", {}
+        if self.broker_storage == "s3":
+            if self.broker_store is None:
+                self.broker_store = EmbeddedSeaweedFS(
+                    self.data_dir / "broker-s3",
+                    log_path=self.log_path("broker-s3"),
+                    echo=self.echo,
+                )
+                await self.broker_store.astart()
+            storage = "s3://tansu/"
+            env = {
+                "AWS_ACCESS_KEY_ID": self.broker_store.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.broker_store.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT": self.broker_store.s3_endpoint,
+                "AWS_ALLOW_HTTP": "true",
+            }
+        broker = TansuBroker(
+            port=port,
+            log_path=self.log_path("tansu"),
+            echo=self.echo,
+            storage_engine=storage,
+            env=env,
+        )
+        await broker.astart()
+        return broker
+
+    async def restart_broker(self, *, kill: bool = True) -> None:
+        """Stop the embedded broker (kill -9 by default: a crash) and start it again on
+        the same port. With "memory" storage it comes back empty and the topics are
+        created again; with "s3" it comes back with everything it had acknowledged."""
+        if self.broker is None:
+            raise PlatformError("no embedded broker to restart")
+        port = self.broker.port
+        if kill:
+            await self.broker.akill()
+        else:
+            await self.broker.astop()
+        self.broker = await self._start_broker(port)
+        if self.create_topics:
+            from vitrine_runtime.topic_admin import ensure_topics
+            from vitrine_schemas.topics import TOPICS
+
+            await ensure_topics(self.bootstrap_servers, TOPICS)
 
     async def astart(self) -> EmbeddedPlatform:
         if self._state != "new":
@@ -257,6 +309,8 @@ class EmbeddedPlatform:
     async def _stop_broker(self) -> None:
         if self.broker is not None:
             await self.broker.astop()
+        if self.broker_store is not None:
+            await self.broker_store.astop()
 
     async def astop(self) -> None:
         if self._state in ("new", "stopped"):
@@ -275,7 +329,9 @@ class EmbeddedPlatform:
             "pid": os.getpid(),
             "data_dir": str(self.data_dir),
             "bootstrap_servers": self.bootstrap_servers,
-            "broker": "external" if self._external_bootstrap else "embedded Tansu, in memory",
+            "broker": "external"
+            if self._external_bootstrap
+            else f"embedded Tansu, {'in memory' if self.broker_storage == 'memory' else 'on S3'}",
             "database_url": self.database_url,
             "database": "external" if self._external_database else "embedded PostgreSQL",
             "media_root": str(self.media_root),

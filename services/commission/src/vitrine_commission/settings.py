@@ -20,3 +20,15 @@ class CommissionSettings(ServiceSettings):
         description="pay creator commission on sales attributed by automatic product"
         " identification in the creator's video",
     )
+    consumer_batch_size: int = Field(
+        500,
+        ge=1,
+        description="events applied in one transaction (bulk inserts, one offset commit);"
+        " 1 applies each event in its own transaction",
+    )
+    payout_hold_days: float = Field(
+        14.0, ge=0, description="earnings are paid out once older than this (refund window)"
+    )
+    payout_minimum_major: int = Field(
+        10, ge=0, description="least payout, in whole units of each currency (10 EUR, 10 JPY)"
+    )

@@ -230,12 +230,20 @@ async def claim_idempotency_key(
 
 
 async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
+    """The order and its lines in one statement (one round trip on the hot path)."""
     a = order.attribution
+    lines = order.lines
     await conn.execute(
-        "INSERT INTO orders (order_id, buyer_id, shop_id, seller_id, shop_kind, currency,"
-        " total_minor, refunded_minor, platform_fee_bps, attribution_source, creator_id,"
-        " video_id, live_session_id, placed_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        "WITH placed AS (INSERT INTO orders (order_id, buyer_id, shop_id, seller_id, shop_kind,"
+        " currency, total_minor, refunded_minor, platform_fee_bps, attribution_source,"
+        " creator_id, video_id, live_session_id, placed_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14))"
+        " INSERT INTO order_lines (order_id, line_no, product_id, title, quantity,"
+        " unit_price_minor, commission_bps)"
+        " SELECT $1, l.line_no, l.product_id, l.title, l.quantity, l.unit_price_minor,"
+        " l.commission_bps FROM unnest($15::int[], $16::text[], $17::text[], $18::int[],"
+        " $19::bigint[], $20::int[])"
+        " AS l(line_no, product_id, title, quantity, unit_price_minor, commission_bps)",
         order.order_id,
         order.buyer_id,
         order.shop_id,
@@ -250,22 +258,12 @@ async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
         a.video_id,
         a.live_session_id,
         order.placed_at,
-    )
-    await conn.executemany(
-        "INSERT INTO order_lines (order_id, line_no, product_id, title, quantity,"
-        " unit_price_minor, commission_bps) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [
-            (
-                order.order_id,
-                n,
-                line.product_id,
-                line.title,
-                line.quantity,
-                line.unit_price.amount_minor,
-                line.commission_bps,
-            )
-            for n, line in enumerate(order.lines, start=1)
-        ],
+        list(range(1, len(lines) + 1)),
+        [line.product_id for line in lines],
+        [line.title for line in lines],
+        [line.quantity for line in lines],
+        [line.unit_price.amount_minor for line in lines],
+        [line.commission_bps for line in lines],
     )
 
 

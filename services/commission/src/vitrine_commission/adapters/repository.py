@@ -7,7 +7,7 @@ the outbox event of the same handler. Amounts are bigint minor units end to end.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,6 +15,7 @@ from decimal import Decimal
 import asyncpg
 
 from vitrine_commission.domain.accounts import AccountKind, AccountRef, OwnerType
+from vitrine_commission.domain.payouts import PayableSnapshot, PlannedPayout
 from vitrine_commission.domain.rules import BookedOrder, LedgerTransaction, Shares, TransactionKind
 from vitrine_schemas.events import ShopKind
 
@@ -36,7 +37,7 @@ class StatementLine:
 
     id: int
     transaction_id: uuid.UUID
-    order_id: str
+    order_id: str | None  # None for a payout
     transaction_kind: TransactionKind
     refund_id: str | None
     amount_minor: int
@@ -160,7 +161,7 @@ async def record_sale(
 
 
 async def record_transaction(
-    conn: asyncpg.Connection, transaction: LedgerTransaction, event_id: uuid.UUID
+    conn: asyncpg.Connection, transaction: LedgerTransaction, event_id: uuid.UUID | None
 ) -> None:
     """Insert a transaction and its entries; raises if it does not balance.
 
@@ -197,6 +198,80 @@ async def record_transaction(
     )
     # Run the deferred balance check now rather than at commit, so a bad posting fails
     # here, inside the handler that made it, before its event and metrics go out.
+    await conn.execute("SET CONSTRAINTS entries_balanced IMMEDIATE")
+    await conn.execute("SET CONSTRAINTS entries_balanced DEFERRED")
+
+
+async def existing_sales(conn: asyncpg.Connection, order_ids: Sequence[str]) -> set[str]:
+    """Which of the orders already have their sale booked."""
+    rows = await conn.fetch(
+        "SELECT order_id FROM transactions WHERE order_id = ANY($1::text[]) AND kind = 'sale'",
+        list(order_ids),
+    )
+    return {row["order_id"] for row in rows}
+
+
+async def record_sales(
+    conn: asyncpg.Connection,
+    sales: Sequence[tuple[BookedOrder, LedgerTransaction, uuid.UUID]],
+) -> None:
+    """`record_sale` for many orders, in a few statements (the batch consumer's path)."""
+    if not sales:
+        return
+    for order, sale, _ in sales:
+        if sale.kind is not TransactionKind.SALE or sale.order_id != order.order_id:
+            raise ValueError("record_sales takes the sale transaction of each order")
+    await record_transactions(conn, [(sale, event_id) for _, sale, event_id in sales])
+    await conn.execute(
+        "INSERT INTO orders"
+        " (order_id, sale_transaction_id, shop_id, seller_id, shop_kind, creator_id, currency)"
+        " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[])",
+        [order.order_id for order, _, _ in sales],
+        [sale.id for _, sale, _ in sales],
+        [order.shop_id for order, _, _ in sales],
+        [order.seller_id for order, _, _ in sales],
+        [order.shop_kind.value for order, _, _ in sales],
+        [order.creator_id for order, _, _ in sales],
+        [order.currency for order, _, _ in sales],
+    )
+
+
+async def record_transactions(
+    conn: asyncpg.Connection, transactions: Sequence[tuple[LedgerTransaction, uuid.UUID | None]]
+) -> None:
+    """`record_transaction` for many, in three statements; raises if any does not balance."""
+    if not transactions:
+        return
+    txs = [tx for tx, _ in transactions]
+    await conn.execute(
+        "INSERT INTO transactions (id, order_id, kind, refund_id, currency, amount_minor,"
+        " seller_proceeds_minor, creator_commission_minor, platform_fee_minor, event_id)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::uuid[])",
+        [tx.id for tx in txs],
+        [tx.order_id for tx in txs],
+        [tx.kind.value for tx in txs],
+        [tx.refund_id for tx in txs],
+        [tx.currency for tx in txs],
+        [tx.amount_minor for tx in txs],
+        [tx.shares.seller_proceeds for tx in txs],
+        [tx.shares.creator_commission for tx in txs],
+        [tx.shares.platform_fee for tx in txs],
+        [event_id for _, event_id in transactions],
+    )
+    entries = [(tx.id, entry) for tx in txs for entry in tx.posting.entries]
+    if not entries:
+        return
+    ids = await account_ids(conn, [entry.account for _, entry in entries])
+    await conn.execute(
+        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+        " SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[])",
+        [tx_id for tx_id, _ in entries],
+        [ids[entry.account] for _, entry in entries],
+        [entry.amount_minor for _, entry in entries],
+        [entry.currency for _, entry in entries],
+    )
     await conn.execute("SET CONSTRAINTS entries_balanced IMMEDIATE")
     await conn.execute("SET CONSTRAINTS entries_balanced DEFERRED")
 
@@ -380,6 +455,160 @@ async def trial_balance(conn: asyncpg.Connection) -> list[CurrencyTrialBalance]:
         )
         for row in rows
     ]
+
+
+# --- payouts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRun:
+    id: uuid.UUID
+    period: str
+    as_of: datetime
+    cutoff: datetime
+    hold_seconds: float
+    minimums: dict[str, int]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRecord:
+    seq: int
+    id: uuid.UUID
+    run_id: uuid.UUID
+    period: str
+    account_id: int
+    owner_type: OwnerType
+    owner_id: str
+    currency: str
+    amount_minor: int
+    transaction_id: uuid.UUID
+    created_at: datetime
+
+
+async def lock_payout_runs(conn: asyncpg.Connection) -> None:
+    """One run at a time (per schema), until the caller's transaction ends: two runs of
+    different periods must not both pay the same balance."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('payout_run:' || current_schema()))")
+
+
+async def database_now(conn: asyncpg.Connection) -> datetime:
+    value: datetime = await conn.fetchval("SELECT now()")
+    return value
+
+
+async def payable_snapshots(conn: asyncpg.Connection, cutoff: datetime) -> list[PayableSnapshot]:
+    """Every seller and creator payable: credits booked by the cutoff, all debits."""
+    rows = await conn.fetch(
+        "SELECT a.id, a.owner_type, a.owner_id, a.kind, a.currency,"
+        " coalesce(sum(e.amount_minor) FILTER (WHERE e.amount_minor < 0 AND e.created_at <= $1),"
+        " 0)::bigint AS held_credits,"
+        " coalesce(sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0), 0)::bigint AS debits"
+        " FROM accounts a JOIN entries e ON e.account_id = a.id"
+        " WHERE a.kind = 'payable' GROUP BY a.id ORDER BY a.id",
+        cutoff,
+    )
+    return [
+        PayableSnapshot(
+            account_id=row["id"],
+            account=_ref(row),
+            held_credits_minor=row["held_credits"],
+            debits_minor=row["debits"],
+        )
+        for row in rows
+    ]
+
+
+async def find_payout_run(conn: asyncpg.Connection, period: str) -> PayoutRun | None:
+    row = await conn.fetchrow("SELECT * FROM payout_runs WHERE period = $1", period)
+    return _payout_run(row) if row else None
+
+
+async def record_payout_run(
+    conn: asyncpg.Connection, run: PayoutRun, payouts: Sequence[PlannedPayout]
+) -> None:
+    """The run, its payouts and their ledger transactions, in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO payout_runs (id, period, as_of, cutoff, hold_seconds, minimums)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        run.id,
+        run.period,
+        run.as_of,
+        run.cutoff,
+        run.hold_seconds,
+        run.minimums,
+    )
+    await record_transactions(conn, [(p.transaction, None) for p in payouts])
+    await conn.executemany(
+        "INSERT INTO payouts (id, run_id, period, account_id, owner_type, owner_id, currency,"
+        " amount_minor, transaction_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+            (
+                p.id,
+                run.id,
+                p.period,
+                p.account_id,
+                p.account.owner_type.value,
+                p.account.owner_id,
+                p.account.currency,
+                p.amount_minor,
+                p.transaction.id,
+            )
+            for p in payouts
+        ],
+    )
+
+
+async def list_payouts(
+    conn: asyncpg.Connection,
+    *,
+    owner_type: OwnerType | None = None,
+    owner_id: str | None = None,
+    period: str | None = None,
+    run_id: uuid.UUID | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> list[PayoutRecord]:
+    rows = await conn.fetch(
+        "SELECT * FROM payouts"
+        " WHERE ($1::text IS NULL OR owner_type = $1) AND ($2::text IS NULL OR owner_id = $2)"
+        " AND ($3::text IS NULL OR period = $3) AND ($4::uuid IS NULL OR run_id = $4)"
+        " AND seq > $5 ORDER BY seq LIMIT $6",
+        owner_type.value if owner_type else None,
+        owner_id,
+        period,
+        run_id,
+        after,
+        limit,
+    )
+    return [
+        PayoutRecord(
+            seq=row["seq"],
+            id=row["id"],
+            run_id=row["run_id"],
+            period=row["period"],
+            account_id=row["account_id"],
+            owner_type=OwnerType(row["owner_type"]),
+            owner_id=row["owner_id"],
+            currency=row["currency"],
+            amount_minor=row["amount_minor"],
+            transaction_id=row["transaction_id"],
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
+
+
+def _payout_run(row: asyncpg.Record) -> PayoutRun:
+    return PayoutRun(
+        id=row["id"],
+        period=row["period"],
+        as_of=row["as_of"],
+        cutoff=row["cutoff"],
+        hold_seconds=row["hold_seconds"],
+        minimums=dict(row["minimums"]),
+        created_at=row["created_at"],
+    )
 
 
 # --- row mapping ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The ledger's read API. Writes only come from events, never from HTTP.
+"""The ledger's read API. Postings only come from events, never from HTTP (payouts, an
+operator's action, have their own router in `api.payouts`).
 
 Routes get the database through `LedgerApi`, a small object, so tests mount the router on
 a bare FastAPI app with a migrated `Database` and no broker.
@@ -55,7 +56,7 @@ class AccountsPage(BaseModel):
 class EntryOut(BaseModel):
     id: int
     transaction_id: uuid.UUID
-    order_id: str
+    order_id: str | None = Field(description="null for a payout")
     transaction_kind: TransactionKind
     refund_id: str | None
     amount_minor: int = Field(description="debit +, credit -")

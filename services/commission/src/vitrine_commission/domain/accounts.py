@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from vitrine_schemas.money import minor_units
 
@@ -27,6 +28,7 @@ class AccountKind(StrEnum):
     PAYABLE = "payable"  # what the platform owes a seller or a creator (a liability)
     FEE_REVENUE = "fee_revenue"  # the platform's fee on third-party sales
     FIRST_PARTY_REVENUE = "first_party_revenue"  # proceeds of the platform's own shop
+    PAYOUTS_CLEARING = "payouts_clearing"  # paid out to payees, on its way to their banks
 
 
 class Side(StrEnum):
@@ -37,7 +39,12 @@ class Side(StrEnum):
 # Which kinds each owner may hold; the migration's CHECK constraint mirrors this table.
 ALLOWED_KINDS: Mapping[OwnerType, frozenset[AccountKind]] = {
     OwnerType.PLATFORM: frozenset(
-        {AccountKind.CASH, AccountKind.FEE_REVENUE, AccountKind.FIRST_PARTY_REVENUE}
+        {
+            AccountKind.CASH,
+            AccountKind.FEE_REVENUE,
+            AccountKind.FIRST_PARTY_REVENUE,
+            AccountKind.PAYOUTS_CLEARING,
+        }
     ),
     OwnerType.SELLER: frozenset({AccountKind.PAYABLE}),
     OwnerType.CREATOR: frozenset({AccountKind.PAYABLE}),
@@ -50,6 +57,7 @@ NORMAL_SIDE: Mapping[AccountKind, Side] = {
     AccountKind.PAYABLE: Side.CREDIT,
     AccountKind.FEE_REVENUE: Side.CREDIT,
     AccountKind.FIRST_PARTY_REVENUE: Side.CREDIT,
+    AccountKind.PAYOUTS_CLEARING: Side.CREDIT,
 }
 
 
@@ -74,21 +82,31 @@ class AccountRef:
         return NORMAL_SIDE[self.kind]
 
 
+@lru_cache(maxsize=65536)  # a posting names the same accounts again and again
 def platform_cash(currency: str) -> AccountRef:
     return AccountRef(OwnerType.PLATFORM, PLATFORM_ID, AccountKind.CASH, currency)
 
 
+@lru_cache(maxsize=65536)
 def platform_fee_revenue(currency: str) -> AccountRef:
     return AccountRef(OwnerType.PLATFORM, PLATFORM_ID, AccountKind.FEE_REVENUE, currency)
 
 
+@lru_cache(maxsize=65536)
 def platform_first_party_revenue(currency: str) -> AccountRef:
     return AccountRef(OwnerType.PLATFORM, PLATFORM_ID, AccountKind.FIRST_PARTY_REVENUE, currency)
 
 
+@lru_cache(maxsize=65536)
+def platform_payouts_clearing(currency: str) -> AccountRef:
+    return AccountRef(OwnerType.PLATFORM, PLATFORM_ID, AccountKind.PAYOUTS_CLEARING, currency)
+
+
+@lru_cache(maxsize=65536)
 def seller_payable(seller_id: str, currency: str) -> AccountRef:
     return AccountRef(OwnerType.SELLER, seller_id, AccountKind.PAYABLE, currency)
 
 
+@lru_cache(maxsize=65536)
 def creator_payable(creator_id: str, currency: str) -> AccountRef:
     return AccountRef(OwnerType.CREATOR, creator_id, AccountKind.PAYABLE, currency)

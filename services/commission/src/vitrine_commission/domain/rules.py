@@ -48,6 +48,7 @@ _TRANSACTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vitrine:commission:
 class TransactionKind(StrEnum):
     SALE = "sale"
     REFUND = "refund"
+    PAYOUT = "payout"
 
 
 def transaction_id(order_id: str, kind: TransactionKind, refund_id: str | None = None) -> uuid.UUID:
@@ -183,10 +184,11 @@ class BookedOrder:
 
 @dataclass(frozen=True, slots=True)
 class LedgerTransaction:
-    """One ledger transaction: a sale or a refund of an order, and its entries."""
+    """One ledger transaction: a sale or a refund of an order (or a payout), and its
+    entries."""
 
     id: uuid.UUID
-    order_id: str
+    order_id: str | None  # None for a payout
     kind: TransactionKind
     refund_id: str | None
     currency: str
