@@ -177,7 +177,7 @@ class ServiceRuntime:
             self.broker.publisher(
                 topic,
                 schema=Envelope[payload],
-                title=f"{self.name}:{topic}",
+                title=f"{self.name}:emits:{topic}",
                 description="emits: " + ", ".join(c.event_type for c in classes),
             )
 
