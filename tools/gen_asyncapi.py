@@ -19,7 +19,7 @@ from vitrine_runtime.service import ServiceRuntime
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "asyncapi"
-SERVICES = ("catalog", "checkout", "commission", "live")
+SERVICES = ("catalog", "checkout", "commission", "live", "detector")
 
 
 def document(service: str) -> str:

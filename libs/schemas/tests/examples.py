@@ -31,6 +31,7 @@ from vitrine_schemas.events import (
     ProductStatus,
     ProductUpserted,
     ShopKind,
+    VideoConsentChanged,
     VideoFailed,
     VideoUploaded,
 )
@@ -60,7 +61,14 @@ def eur(amount_minor: int) -> Money:
 VIDEO_UPLOADED = VideoUploaded(
     video_id=VIDEO,
     creator_id=CREATOR,
-    media_uri=f"s3://vitrine-media/videos/{CREATOR}/{VIDEO}/original.mp4",
+    media_uri=f"media://videos/{CREATOR}/{VIDEO}/original.mp4",
+    identify_products=False,
+)
+
+VIDEO_CONSENT_CHANGED = VideoConsentChanged(
+    video_id=VIDEO,
+    creator_id=CREATOR,
+    media_uri=f"media://videos/{CREATOR}/{VIDEO}/original.mp4",
     identify_products=True,
 )
 
@@ -205,6 +213,7 @@ LIVE_ENDED = LiveEnded(
 
 EXAMPLES: tuple[Event, ...] = (
     VIDEO_UPLOADED,
+    VIDEO_CONSENT_CHANGED,
     VIDEO_FAILED,
     OBJECTS_DETECTED,
     PRODUCT_MATCHED,

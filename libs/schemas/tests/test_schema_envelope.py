@@ -49,6 +49,8 @@ def test_envelope_round_trip(example: Event) -> None:
         "event-id": str(event_id),
         "schema-version": str(example.schema_version),
         "correlation-id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        # W3C trace context: the flow's trace id, the event as the parent span.
+        "traceparent": f"00-4bf92f3577b34da6a3ce929d0e0e4736-{event_id.hex[:16]}-01",
     }
     event_cls = EVENTS_BY_TYPE[raw.type]
     typed = event_cls.model_validate(raw.data)

@@ -44,6 +44,21 @@ class VideoUploaded(Event):
     )
 
 
+class VideoConsentChanged(Event):
+    """The creator switched 'identify similar products' on or off for an uploaded video."""
+
+    event_type: ClassVar[str] = "video.consent_changed"
+    topic: ClassVar[str] = topics.VIDEOS
+    partition_field: ClassVar[str] = "video_id"
+
+    video_id: Id
+    creator_id: Id
+    media_uri: str = Field(min_length=1, description="location of the video in the media store")
+    identify_products: bool = Field(
+        description="creator's consent to 'identify similar products' in this video, now"
+    )
+
+
 class VideoFailed(Event):
     """A video could not be processed; `reason` says why in words an operator can act on."""
 
@@ -322,6 +337,7 @@ class LiveEnded(Event):
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     VideoUploaded,
+    VideoConsentChanged,
     VideoFailed,
     ObjectsDetected,
     ProductMatched,

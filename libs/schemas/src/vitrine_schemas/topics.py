@@ -47,7 +47,7 @@ TOPICS: tuple[Topic, ...] = (
         4,
         7 * DAY_MS,
         "uploaded videos and their processing failures",
-        ("video.uploaded", "video.failed"),
+        ("video.uploaded", "video.consent_changed", "video.failed"),
     ),
     Topic(
         OBJECTS,

@@ -1,5 +1,5 @@
 """Vitrine detector: turns `video.uploaded` into one `objects.detected` per tracked object.
 
-Not built yet (issue 3). Until then the demo and the cross-service tests publish
-`objects.detected` themselves, from crops of real product photos.
+Fetch from the media store, decode (PyAV), sample frames adaptively, detect in batches
+(ultralytics YOLO), track across samples, keep each track's best crops.
 """

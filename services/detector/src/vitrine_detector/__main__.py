@@ -1,0 +1,3 @@
+from vitrine_detector.app import main
+
+main()

@@ -1,0 +1,108 @@
+"""The object detector: any ultralytics YOLO detection model, several frames per call.
+
+The weights are a setting: the ShopBench-trained, class-agnostic model ships with the
+service, and an operator may drop in their own YOLO weights (.pt, or an ONNX/OpenVINO
+export ultralytics can load). Every class the model knows becomes the track's label;
+overlapping boxes of different classes are suppressed together (agnostic NMS), since to
+the matcher an object is an object whatever the detector calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vitrine_detector.domain.boxes import Box
+from vitrine_detector.domain.crops import Image
+from vitrine_detector.domain.tracking import Detection
+
+
+@dataclass(frozen=True, slots=True)
+class YoloOptions:
+    imgsz: int | None = None  # None: the size the weights were trained at
+    confidence: float = 0.25  # weakest detection kept (the tracker decides what starts a track)
+    iou: float = 0.5  # NMS overlap
+    max_detections: int = 50  # per frame
+    batch_size: int = 4  # frames per call
+    device: str = "cpu"
+
+
+def weights_id(path: Path) -> str:
+    """Name and content hash of the weights, recorded with every video processed."""
+    digest = hashlib.sha256()
+    if path.is_dir():  # an exported model is a folder (OpenVINO)
+        for part in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(part.read_bytes())
+    else:
+        digest.update(path.read_bytes())
+    return f"{path.name}@{digest.hexdigest()[:12]}"
+
+
+class YoloDetector:
+    def __init__(self, weights: Path, options: YoloOptions) -> None:
+        if not weights.exists():
+            # ultralytics would try to download a missing file: never at run time.
+            raise FileNotFoundError(f"detector weights not found at {weights} (DETECTOR_WEIGHTS)")
+        # Imported here: torch loads only when a model does.
+        from ultralytics import YOLO  # type: ignore[attr-defined]
+
+        self.options = options
+        self.model_id = weights_id(weights)
+        self._model: Any = YOLO(str(weights), task="detect")
+        self._lock = threading.Lock()  # one inference at a time on one model
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def imgsz(self) -> int:
+        """Inference size: the setting, else the weights' training size, else 384."""
+        trained = dict(getattr(self._model, "overrides", {}) or {}).get("imgsz")
+        return self.options.imgsz or (trained if isinstance(trained, int) else None) or 384
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(name) for name in dict(self._model.names).values()]
+
+    def warm_up(self) -> None:
+        """Build the predictor and run once, so the first video does not pay for it."""
+        self.detect([np.zeros((360, 640, 3), np.uint8)])
+
+    def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
+        if not images:
+            return []
+        o = self.options
+        with self._lock:
+            results = self._model.predict(
+                list(images),
+                imgsz=self.imgsz,
+                conf=o.confidence,
+                iou=o.iou,
+                max_det=o.max_detections,
+                agnostic_nms=True,
+                device=o.device,
+                batch=len(images),
+                verbose=False,
+            )
+        return [self._detections(r) for r in results]
+
+    @staticmethod
+    def _detections(result: Any) -> list[Detection]:
+        boxes = result.boxes
+        if boxes is None or len(boxes) == 0:
+            return []
+        corners = boxes.xyxyn.cpu().numpy()
+        confidences = boxes.conf.cpu().numpy()
+        classes = boxes.cls.cpu().numpy().astype(int)
+        names = result.names
+        return [
+            Detection(Box.clipped(*map(float, xyxy)), float(conf), str(names.get(int(cls), cls)))
+            for xyxy, conf, cls in zip(corners, confidences, classes, strict=True)
+        ]

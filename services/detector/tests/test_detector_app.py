@@ -1,0 +1,130 @@
+"""The YOLO adapter with a real (untrained) ultralytics model, and the service as a process
+under the embedded platform: real broker, PostgreSQL, decoder and model."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from detector_videos import one_square_video, uploaded
+
+from vitrine_detector.adapters.yolo import YoloDetector, YoloOptions, weights_id
+from vitrine_runtime.media import LocalMediaStore
+from vitrine_schemas.envelope import Envelope
+from vitrine_stack.client import PlatformClient, eventually
+from vitrine_stack.platform import EmbeddedPlatform
+
+
+@pytest.fixture(scope="module")
+def untrained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """YOLOv8n built from its yaml: random weights, the plumbing of the real thing."""
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    path = tmp_path_factory.mktemp("weights") / "untrained-yolov8n.pt"
+    YOLO("yolov8n.yaml").save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def eager_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained YOLOv8n whose class scores are pushed up: it "sees" objects everywhere,
+    so every box goes through the conversion a trained model's would."""
+    import torch
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    model: Any = YOLO("yolov8n.yaml")
+    with torch.no_grad():
+        for branch in model.model.model[-1].cv3:
+            branch[-1].bias.add_(12.0)
+    path = tmp_path_factory.mktemp("weights") / "eager-yolov8n.pt"
+    model.save(str(path))
+    return path
+
+
+def test_missing_weights_are_refused_before_ultralytics_can_try_a_download(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FileNotFoundError, match="DETECTOR_WEIGHTS"):
+        YoloDetector(tmp_path / "nope.pt", YoloOptions())
+
+
+@pytest.mark.slow
+def test_the_yolo_adapter_detects_a_batch_of_frames(eager_weights: Path) -> None:
+    detector = YoloDetector(eager_weights, YoloOptions(imgsz=320, max_detections=20))
+    frames = [np.random.default_rng(n).integers(0, 255, (360, 640, 3), np.uint8) for n in range(3)]
+
+    per_frame = detector.detect(frames)
+
+    assert len(per_frame) == 3
+    [d for frame in per_frame for d in frame]
+    assert all(len(frame) == 20 for frame in per_frame)  # max_detections, per frame
+    for d in [d for frame in per_frame for d in frame]:
+        assert 0 <= d.box.x1 <= d.box.x2 <= 1
+        assert 0 <= d.box.y1 <= d.box.y2 <= 1
+        assert 0.25 <= d.confidence <= 1
+        assert d.label in detector.labels
+    assert detector.detect([]) == []
+    assert weights_id(eager_weights).startswith("eager-yolov8n.pt@")
+    assert weights_id(eager_weights) == weights_id(eager_weights)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+async def test_the_service_runs_under_the_embedded_platform(
+    tmp_path: Path, untrained_weights: Path
+) -> None:
+    env = {"DETECTOR_WEIGHTS": str(untrained_weights), "DETECTOR_TORCH_THREADS": "1"}
+    async with EmbeddedPlatform(
+        tmp_path / "platform", services=["detector"], fresh=True, service_env={"detector": env}
+    ) as platform:
+        media = LocalMediaStore(platform.media_root)
+        good = await media.put("videos/good.mp4", one_square_video()[0], "video/mp4")
+        text = await media.put("videos/text.mp4", b"not a video\n" * 50, "video/mp4")
+        ids = {name: f"vid-{name}-{uuid.uuid4().hex[:6]}" for name in ("good", "ssrf", "text")}
+        urls = {"detector": platform.service_url("detector")}
+        async with PlatformClient(urls, platform.bootstrap_servers) as client:
+            await client.publish(Envelope.wrap(uploaded(ids["good"], good), producer="test"))
+            await client.publish(
+                Envelope.wrap(
+                    uploaded(ids["ssrf"], "http://169.254.169.254/latest/meta-data"),
+                    producer="test",
+                )
+            )
+            await client.publish(Envelope.wrap(uploaded(ids["text"], text), producer="test"))
+
+            def outcome(video_id: str) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+                async def probe() -> dict[str, Any] | None:
+                    response = await client["detector"].get(f"/videos/{video_id}")
+                    return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
+                return probe
+
+            seen = {
+                name: await eventually(outcome(video_id), timeout_s=90, what=f"{name} handled")
+                for name, video_id in ids.items()
+            }
+            assert seen["good"]["outcome"] == "processed"
+            assert seen["good"]["model"].startswith("untrained-yolov8n.pt@")
+            assert seen["ssrf"]["reason_code"] == "outside_store"
+            assert seen["text"]["reason_code"] == "unsupported"
+
+            # The failures reach the broker through the outbox relay.
+            def failed(records: list[object]) -> set[str]:
+                return {
+                    json.loads(r.value)["data"]["video_id"]  # type: ignore[attr-defined]
+                    for r in records
+                    if dict(r.headers).get("event-type") == b"video.failed"  # type: ignore[attr-defined]
+                }
+
+            records = await client.read_topic(
+                "videos", lambda rs: {ids["ssrf"], ids["text"]} <= failed(rs), timeout_s=60
+            )
+            assert ids["good"] not in failed(records)
+            metrics = (await client["detector"].get("/metrics")).text
+            assert 'vitrine_detector_videos_total{outcome="failed"} 2.0' in metrics
+            assert 'vitrine_detector_frames_total{stage="sampled"}' in metrics

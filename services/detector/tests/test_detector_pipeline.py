@@ -1,0 +1,129 @@
+"""The pipeline on videos encoded here and decoded by PyAV, with the colour detector."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from detector_videos import (
+    CYAN,
+    MAGENTA,
+    ColourDetector,
+    Square,
+    encode,
+    one_square_video,
+    scene,
+)
+
+from vitrine_detector.adapters.decoder import PyAVSource
+from vitrine_detector.domain.limits import VideoLimits
+from vitrine_detector.pipeline import PipelineParams, PipelineResult, detect_objects
+
+LIMITS = VideoLimits(max_bytes=100_000_000, max_duration_s=60, max_pixels=1920 * 1080)
+
+
+def run(video: bytes, detector: ColourDetector | None = None, **decoder: bool) -> PipelineResult:
+    with PyAVSource(video, LIMITS, **decoder) as source:
+        return detect_objects(source, detector or ColourDetector(), PipelineParams(), LIMITS)
+
+
+def test_one_object_on_screen_for_seconds_is_one_track_with_its_time_span() -> None:
+    video, square = one_square_video()
+    detector = ColourDetector()
+    result = run(video, detector)
+
+    assert len(result.objects) == 1
+    (found,) = result.objects
+    assert found.track.label == "magenta"
+    # On screen from 1.0 s to 4.5 s; samples come at least twice a second while it moves.
+    assert 1.0 <= found.track.first_t <= 1.2
+    assert 3.9 <= found.track.last_t < 4.5
+    # The boxes follow the square.
+    for seen in found.boxes:
+        corner = square.corner_at(seen.t)
+        assert corner is not None
+        assert seen.box.x1 == pytest.approx(corner[0], abs=0.02)
+        assert seen.box.y1 == pytest.approx(corner[1], abs=0.03)
+    # The best crops show the square, at different moments.
+    assert 2 <= len(found.crops) <= 4
+    times = [c.t for c in found.crops]
+    assert all(b - a >= 0.5 for a, b in itertools.pairwise(times))
+    for crop in found.crops:
+        centre = crop.image[crop.image.shape[0] // 2, crop.image.shape[1] // 2]
+        assert np.abs(centre.astype(int) - np.array(MAGENTA[::-1])).max() < 60
+
+
+def test_only_a_fraction_of_the_frames_is_decoded_converted_and_detected() -> None:
+    video, _ = one_square_video()
+    detector = ColourDetector(batch_size=4)
+    stats = run(video, detector).stats
+
+    assert stats.frames_decoded < 180  # B-frames nobody refers to are not decoded
+    assert stats.frames_sampled <= 6 * 8  # never more than max_fps
+    assert stats.frames_sampled < stats.frames_decoded / 2
+    assert stats.frames_inferred == stats.frames_sampled == sum(detector.calls)
+    assert max(detector.calls) == 4
+    assert len(detector.calls) < stats.frames_sampled
+
+
+def test_two_objects_crossing_stay_two_tracks() -> None:
+    squares = [
+        Square(MAGENTA, 0.2, 0.5, 5.0, (0.05, 0.4), (0.75, 0.4)),
+        Square(CYAN, 0.2, 0.5, 5.0, (0.75, 0.45), (0.05, 0.45)),
+    ]
+    result = run(encode(scene(squares, 5.5)))
+
+    labels = sorted(o.track.label for o in result.objects)
+    assert labels == ["cyan", "magenta"]
+    for found in result.objects:
+        assert found.track.first_t <= 0.7
+        assert found.track.last_t >= 4.5
+
+
+def test_an_object_hidden_for_a_while_is_still_one_track() -> None:
+    # Out of sight for 2 s: longer than a track waits online, so stitching joins it.
+    square = Square(MAGENTA, 0.25, 0.5, 6.0, (0.1, 0.3), (0.5, 0.3), hidden=((2.0, 4.0),))
+    result = run(encode(scene([square], 6.5)))
+
+    assert len(result.objects) == 1
+    track = result.objects[0].track
+    assert track.first_t <= 0.7
+    assert track.last_t >= 5.5
+    assert len(track.tracklet_ids) == 2
+    assert not any(2.05 <= o.t < 3.95 for o in track.observations)
+
+
+def test_a_glimpse_is_not_published() -> None:
+    # On screen for 0.2 s: fewer samples and less time than a track needs.
+    square = Square(MAGENTA, 0.25, 1.0, 1.2, (0.3, 0.3), (0.32, 0.3))
+    result = run(encode(scene([square], 3.0)))
+
+    assert result.objects == []
+    assert result.stats.tracks_dropped == 1
+
+
+def test_vp9_webm_is_decoded_too() -> None:
+    video, _ = one_square_video(codec="libvpx-vp9", container="webm")
+    result = run(video)
+
+    assert [o.track.label for o in result.objects] == ["magenta"]
+    assert 1.0 <= result.objects[0].track.first_t <= 1.2
+
+
+@pytest.mark.parametrize(
+    "decoder",
+    [
+        {"skip_non_reference": False},
+        {"skip_non_reference": True, "skip_loop_filter": True},
+    ],
+)
+def test_decoding_shortcuts_find_the_same_object(decoder: dict[str, bool]) -> None:
+    video, _ = one_square_video()
+    result = run(video, **decoder)
+
+    assert [o.track.label for o in result.objects] == ["magenta"]
+    assert 1.0 <= result.objects[0].track.first_t <= 1.2
+    assert 3.9 <= result.objects[0].track.last_t < 4.5
+    if not decoder["skip_non_reference"]:
+        assert result.stats.frames_decoded == 180
