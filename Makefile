@@ -55,7 +55,7 @@ asyncapi: install  ## regenerate docs/asyncapi/*.json from the services' FastStr
 
 lock: install  ## refresh requirements/constraints.txt from the current venv
 	( echo "# Exact versions the project is tested with (pip install -c). Regenerate: make lock"; \
-	  $(BIN)/python -m pip freeze --exclude-editable ) > requirements/constraints.txt
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v ' @ ' ) > requirements/constraints.txt
 
 bench-matcher: install  ## matcher speed: crops embedded/s, search p50/p99, recall@10 on 100k products
 	$(BIN)/python bench/matcher/run.py
