@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := libs/schemas libs/runtime libs/stack services/catalog services/checkout \
+PACKAGES := libs/schemas libs/runtime libs/stack libs/shopbench services/catalog services/checkout \
             services/commission services/live services/detector
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 STAMP := $(VENV)/.installed
