@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from shopbench_helpers import SEED
+
 from vitrine_shopbench.generate import generate
 
 

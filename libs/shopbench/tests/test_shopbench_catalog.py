@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from shopbench_helpers import SEED
+
 from vitrine_shopbench import rng as rngs
 from vitrine_shopbench.config import FULL
 from vitrine_shopbench.generate import plan_dataset

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shopbench_helpers import SEED, first_frame_sha256
+
 from vitrine_shopbench.catalog import catalog_json, studio_image
 from vitrine_shopbench.config import FULL, SMALL
 from vitrine_shopbench.generate import plan_dataset, render_video

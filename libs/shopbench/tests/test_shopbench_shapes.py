@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from vitrine_shopbench.palette import COLOURS
 from vitrine_shopbench.shapes import DISTRACTOR_FAMILIES, PRODUCT_FAMILIES, Design, render
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from shopbench_helpers import SEED
+
 from vitrine_shopbench.config import FULL, SPLIT_ONLY_PHOTOS, SPLITS
 from vitrine_shopbench.generate import plan_dataset
 

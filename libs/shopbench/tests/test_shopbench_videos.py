@@ -9,6 +9,7 @@ from typing import Any
 import av
 import pytest
 from shopbench_helpers import SEED
+
 from vitrine_shopbench.config import SMALL, Slot
 from vitrine_shopbench.encode import check_encoders
 from vitrine_shopbench.generate import plan_dataset, render_video
