@@ -115,15 +115,26 @@ async def post_until_done(
         await asyncio.sleep(0.2)
 
 
+@dataclass
+class Work:
+    """Order numbers to place: at least ORDERS, and more until every kind of target has
+    been killed once, so that each kill lands under load however fast the machine is."""
+
+    chaos_covered: asyncio.Event = field(default_factory=asyncio.Event)
+    issued: int = 0
+
+    def next(self) -> int | None:
+        if self.issued >= ORDERS and self.chaos_covered.is_set():
+            return None
+        self.issued += 1
+        return self.issued - 1
+
+
 async def shopper(
-    http: httpx.AsyncClient, products: list[ProductUpserted], work: asyncio.Queue[int], tally: Tally
+    http: httpx.AsyncClient, products: list[ProductUpserted], work: Work, tally: Tally
 ) -> None:
     rng = random.Random(SEED)
-    while True:
-        try:
-            n = work.get_nowait()
-        except asyncio.QueueEmpty:
-            return
+    while (n := work.next()) is not None:
         rng.seed(SEED * 100_003 + n)
         product = rng.choice(products)
         attribution = rng.choice(
@@ -153,11 +164,15 @@ async def shopper(
             tally.refunds.add(result["refund"]["refund_id"])
 
 
-async def chaos(platform: EmbeddedPlatform, done: asyncio.Event, tally: Tally) -> None:
+async def chaos(
+    platform: EmbeddedPlatform, done: asyncio.Event, covered: asyncio.Event, tally: Tally
+) -> None:
     """Kill something every few seconds: each kind of target first, then at random."""
     rng = random.Random(SEED)
     schedule = ["checkout", "commission", "broker"]
     while not done.is_set():
+        if not schedule:
+            covered.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), rng.uniform(2.0, 5.0))
         if done.is_set():
@@ -254,15 +269,13 @@ async def test_orders_and_refunds_post_exactly_once_while_processes_are_killed(
         await wait_for_products(client, products)
 
     started = time.monotonic()
-    work: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(ORDERS):
-        work.put_nowait(n)
+    work = Work()
     done = asyncio.Event()
     limits = httpx.Limits(max_connections=WORKERS)
     async with httpx.AsyncClient(
         base_url=platform.service_url("checkout"), timeout=10.0, limits=limits, trust_env=False
     ) as http:
-        chaos_task = asyncio.create_task(chaos(platform, done, tally))
+        chaos_task = asyncio.create_task(chaos(platform, done, work.chaos_covered, tally))
         try:
             await asyncio.gather(*(shopper(http, products, work, tally) for _ in range(WORKERS)))
         finally:
