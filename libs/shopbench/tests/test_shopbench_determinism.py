@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from shopbench_helpers import SEED, first_frame_sha256
 
 from vitrine_shopbench.catalog import catalog_json, studio_image
 from vitrine_shopbench.config import FULL, SMALL
-from vitrine_shopbench.generate import plan_dataset, render_video
+from vitrine_shopbench.generate import generate, plan_dataset, render_video
 
 
 def test_same_seed_same_plans() -> None:
@@ -50,3 +51,16 @@ def test_catalog_files_are_reproducible(small: Path, catalog: dict[str, Any]) ->
     image = studio_image(SEED, product, 0)
     assert image.tobytes() == studio_image(SEED, product, 0).tobytes()
     assert image.tobytes() != studio_image(SEED + 1, product, 0).tobytes()
+
+
+def test_chosen_videos_are_made_alone_and_the_same(
+    small: Path, manifest: dict[str, Any], tmp_path: Path
+) -> None:
+    last = manifest["videos"][-1]
+    made = generate(
+        SEED, tmp_path, "small", [last["split"]], videos=[last["video_id"]], log=lambda _: None
+    )
+    assert [v["video_id"] for v in made["videos"]] == [last["video_id"]]
+    assert (tmp_path / last["file"]).read_bytes() == (small / last["file"]).read_bytes()
+    with pytest.raises(ValueError, match="no such video"):
+        generate(SEED, tmp_path, "small", ["val"], videos=["test-0000"], log=lambda _: None)

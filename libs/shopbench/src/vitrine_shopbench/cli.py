@@ -25,12 +25,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     make.add_argument("--jobs", type=int, default=1, help="videos rendered in parallel")
     make.add_argument("--no-yolo", action="store_true", help="skip the detector image export")
+    make.add_argument(
+        "--videos", help="comma-separated video ids (e.g. test-0003): make only these videos"
+    )
     args = parser.parse_args(argv)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown:
         parser.error(f"unknown split(s): {', '.join(unknown)}")
-    generate(args.seed, args.out, args.scale, splits, jobs=args.jobs, yolo=not args.no_yolo)
+    videos = [v.strip() for v in args.videos.split(",") if v.strip()] if args.videos else None
+    try:
+        generate(
+            args.seed,
+            args.out,
+            args.scale,
+            splits,
+            jobs=args.jobs,
+            yolo=not args.no_yolo,
+            videos=videos,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     return 0
 
 

@@ -184,13 +184,22 @@ def generate(
     jobs: int = 1,
     yolo: bool = True,
     log: Callable[[str], None] = print,
+    videos: Iterable[str] | None = None,
 ) -> dict[str, Any]:
+    """Make the dataset; `videos` (ids such as "test-0003") makes only those of the
+    chosen splits: each is the same as in the whole split."""
     check_encoders()
     scale = SCALES[scale_name]
     splits = [s for s in SPLITS if s in set(splits)]
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     catalog, plans = plan_dataset(seed, scale, splits)
+    if videos is not None:
+        wanted = set(videos)
+        unknown = wanted - {p.video_id for p in plans}
+        if unknown:
+            raise ValueError(f"no such video in {scale.name} {splits}: {sorted(unknown)}")
+        plans = [p for p in plans if p.video_id in wanted]
     (out / "catalog").mkdir(exist_ok=True)
     (out / "catalog" / "catalog.json").write_text(
         json.dumps(catalog_json(catalog), indent=1) + "\n"
