@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vitrine_catalog import handlers
-from vitrine_catalog.adapters.embedder import ImageEmbedder
+from vitrine_catalog.adapters.embedder import ImageEmbedder, MatcherHead
 from vitrine_catalog.adapters.vector_index import QdrantEdgeIndex, VectorPoint
 from vitrine_catalog.application import Catalog, crop_point_id
 from vitrine_catalog.domain.matching import TrackRef
@@ -33,7 +33,8 @@ skimage_data = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def embedder() -> ImageEmbedder:
-    return ImageEmbedder.load(threads=2)
+    """As the service runs it: with the committed matcher head."""
+    return ImageEmbedder.load(threads=2, head=MatcherHead.load(CatalogSettings().embed_head))
 
 
 def hue_shifted(photo: np.ndarray, degrees: int) -> np.ndarray:
@@ -222,10 +223,11 @@ async def test_an_archived_product_claims_no_track(harness: Harness) -> None:
     assert await harness.tags(video) == {}
 
 
-# Rocket turned 180 degrees of hue is the hard pair: the embedding is nearly colour-blind,
-# and the originals' crops score 0.67-0.74 for their own product but 0.69-0.75 for the
-# recoloured one. Only the margin over the runner-up keeps those tracks untagged (with
-# MATCH_MARGIN=0 this test fails); the recoloured rocket's crops win clearly.
+# Rocket turned 180 degrees of hue is the hard pair for ImageNet features alone: they are
+# nearly colour-blind, and the originals' crops scored 0.67-0.74 for their own product but
+# 0.69-0.75 for the recoloured one, so only the margin over the runner-up kept them apart.
+# The matcher head's colour term separates them outright (with MATCH_MARGIN=0 this passes
+# too); the margin stays as the second guard.
 @pytest.mark.parametrize(("photo", "degrees"), [("coffee", 120), ("rocket", 180)])
 async def test_look_alikes_are_kept_apart(harness: Harness, photo: str, degrees: int) -> None:
     """Same object in two colours, both for sale: a track of either gets its own product
@@ -304,3 +306,26 @@ async def test_vectors_of_another_model_are_ignored_until_embedded_again(
 
 def embedder_dimension(catalog: Catalog) -> int:
     return catalog.embedder.dimension
+
+
+async def test_every_judged_track_keeps_the_best_guess_and_its_lead(harness: Harness) -> None:
+    """Tagged or not, a track's best product and score stay on record (GET
+    /videos/{id}/tracks): an operator can see why something was not tagged."""
+    shop = await harness.shop()
+    cup = await harness.product(shop, "Espresso cup", skimage_data.coffee())
+    saucer = await harness.product(
+        shop, "Cup, other colour", hue_shifted(skimage_data.coffee(), 120)
+    )
+    video = "vid-judged"
+    await harness.deliver(await harness.track(video, "cup", skimage_data.coffee(), seed=7))
+    await harness.deliver(await harness.track(video, "wall", skimage_data.brick(), seed=8))
+
+    judged = {r["track_id"]: r for r in await harness.catalog.video_tracks(video)}
+    assert set(judged) == {"cup", "wall"}
+    cup_row, wall_row = judged["cup"], judged["wall"]
+    assert cup_row["best_product_id"] == cup_row["tagged_product_id"] == cup.product_id
+    assert cup_row["best_score"] >= harness.catalog.settings.match_score_threshold
+    assert 0 < cup_row["runner_up_score"] < cup_row["best_score"]
+    assert wall_row["tagged_product_id"] is None
+    assert wall_row["best_product_id"] in {cup.product_id, saucer.product_id}
+    assert wall_row["best_score"] < harness.catalog.settings.match_score_threshold

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import FastAPI
 
 from vitrine_catalog import handlers
-from vitrine_catalog.adapters.embedder import ImageEmbedder
+from vitrine_catalog.adapters.embedder import ImageEmbedder, MatcherHead
 from vitrine_catalog.adapters.vector_index import IndexTuning, open_vector_index
 from vitrine_catalog.api.routes import router
 from vitrine_catalog.application import Catalog
@@ -44,13 +44,16 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     async def open_catalog(rt: ServiceRuntime) -> None:
         # The first start on a machine converts the network to OpenVINO (10-30 s): off the
         # event loop, so /healthz keeps answering meanwhile.
+        head = None if settings.embed_head == "none" else MatcherHead.load(settings.embed_head)
         embedder = await asyncio.to_thread(
             ImageEmbedder.load,
             threads=settings.embed_threads,
             backend=settings.embed_backend,
             precision=settings.embed_precision,
             cache_dir=settings.embed_cache_dir,
+            head=head,
         )
+        log.info("embedder_loaded", model=embedder.model_version, dimension=embedder.dimension)
         tuning = IndexTuning(
             hnsw_m=settings.qdrant_hnsw_m,
             hnsw_ef_construct=settings.qdrant_hnsw_ef_construct,
@@ -62,7 +65,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
             open_vector_index(
                 qdrant_url=settings.qdrant_url,
                 qdrant_path=settings.qdrant_path,
-                collection=collection,
+                collection=f"{collection}_{embedder.dimension}",
                 dimension=embedder.dimension,
                 api_key=settings.qdrant_api_key,
                 tuning=tuning,

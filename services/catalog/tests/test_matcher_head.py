@@ -1,0 +1,91 @@
+"""The matcher head: a learned projection of network features and colour. The committed
+one must tell colourways of one object apart where ImageNet features alone barely do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHead
+from vitrine_catalog.settings import CatalogSettings
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def plain() -> ImageEmbedder:
+    return ImageEmbedder.load(threads=2)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> MatcherHead:
+    return MatcherHead.load(CatalogSettings().embed_head)
+
+
+def recoloured(image: Image.Image, degrees: int) -> Image.Image:
+    hsv = np.asarray(image.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + round(degrees / 360 * 256)) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def seen_in_a_video(image: Image.Image) -> Image.Image:
+    """Smaller, softer, turned a little and dimmer: the same product through a camera."""
+    small = image.resize((image.width // 3, image.height // 3)).filter(ImageFilter.GaussianBlur(1))
+    turned = small.rotate(12, resample=Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
+    return Image.fromarray((np.asarray(turned, np.float32) * 0.8).astype(np.uint8))
+
+
+def test_a_head_round_trips_through_its_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    head = MatcherHead(rng.standard_normal((FEATURES, 32)).astype(np.float32), "h", '{"a": 1}')
+    head.save(tmp_path / "h.npz")
+    again = MatcherHead.load(tmp_path / "h.npz")
+    features = np.abs(rng.standard_normal((4, FEATURES))).astype(np.float32)
+    assert again.dimension == 32
+    assert again.card == '{"a": 1}'
+    assert again.name.startswith("h@")
+    np.testing.assert_allclose(again.project(features), head.project(features), atol=2e-3)
+    np.testing.assert_allclose(np.linalg.norm(again.project(features), axis=1), 1.0, atol=1e-5)
+
+
+def test_a_head_of_the_wrong_shape_or_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="maps"):
+        MatcherHead(np.zeros((10, 4), np.float32), "bad")
+    with pytest.raises(FileNotFoundError, match="EMBED_HEAD"):
+        MatcherHead.load(tmp_path / "absent.npz")
+
+
+def test_with_a_head_vectors_are_its_size_and_its_version(
+    plain: ImageEmbedder, shipped: MatcherHead
+) -> None:
+    embedder = ImageEmbedder(plain._runner, 224, 2, shipped)
+    vectors = embedder.embed([Image.fromarray(skimage_data.coffee())])
+    assert vectors.shape == (1, shipped.dimension)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.model_version == f"{plain.model_version}+head:{shipped.name}"
+    features = plain.features([Image.fromarray(skimage_data.coffee())])
+    assert features.shape == (1, FEATURES)
+    np.testing.assert_allclose(shipped.project(features), vectors, atol=1e-5)
+
+
+@pytest.mark.parametrize(("photo", "degrees"), [("coffee", 120), ("rocket", 180), ("chelsea", 90)])
+def test_the_shipped_head_keeps_colourways_apart(
+    plain: ImageEmbedder, shipped: MatcherHead, photo: str, degrees: int
+) -> None:
+    """A video view of a product must be nearer that product than its other colourway,
+    by a wider lead than the plain features give."""
+    product = Image.fromarray(getattr(skimage_data, photo)()).convert("RGB")
+    other_colour = recoloured(product, degrees)
+    view = seen_in_a_video(product)
+    features = plain.features([product, other_colour, view])
+    with_head = shipped.project(features)
+    without = features[:, :1280] / np.linalg.norm(features[:, :1280], axis=1, keepdims=True)
+
+    def lead(vectors: np.ndarray) -> float:
+        return float(vectors[2] @ vectors[0] - vectors[2] @ vectors[1])
+
+    assert lead(with_head) > 0.1
+    assert lead(with_head) > lead(without)
