@@ -10,10 +10,11 @@ PACKAGES := libs/schemas libs/runtime libs/stack libs/shopbench services/catalog
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up demo test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check bench-matcher bench-ledger
+.PHONY: help install up demo eval test test-fast lint contracts asyncapi lock clean deploy-tools deploy-check \
+        bench-detector bench-matcher bench-ledger
 
 help:  ## list the verbs
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 # Reinstall only when a pyproject or the pins change. torch comes first and pinned:
 # pip then takes this machine's local wheel instead of resolving a newer release.
@@ -30,8 +31,11 @@ install: $(STAMP)  ## create .venv and install every package (idempotent)
 up: install  ## start the embedded platform (Kafka-protocol broker, Postgres, Qdrant, services); Ctrl-C stops it
 	$(BIN)/python -m vitrine_stack up
 
-demo: install  ## the main job: seed shops, match crops to products, buy, refund, print the ledger
+demo: install  ## the main job: list a catalog, upload videos, see products tagged, buy, refund, print the ledger
 	$(BIN)/python -m vitrine_stack demo
+
+eval: install  ## ShopBench test split through detector and catalog: precision, recall, look-alikes, time to tag
+	$(BIN)/python -m vitrine_stack eval --split test
 
 test: install deploy-tools  ## every test: unit, contract, deploy checks, cross-service and slow ones
 	$(BIN)/python tools/gen_contracts.py --check
@@ -56,6 +60,9 @@ asyncapi: install  ## regenerate docs/asyncapi/*.json from the services' FastStr
 lock: install  ## refresh requirements/constraints.txt from the current venv
 	( echo "# Exact versions the project is tested with (pip install -c). Regenerate: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v ' @ ' ) > requirements/constraints.txt
+
+bench-detector: install  ## detector speed on 720p H.264 vs real time, ultralytics tracking, pure decoding
+	$(BIN)/python bench/detector/run.py
 
 bench-matcher: install  ## matcher speed: crops embedded/s, search p50/p99, recall@10 on 100k products
 	$(BIN)/python bench/matcher/run.py

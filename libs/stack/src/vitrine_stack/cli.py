@@ -1,5 +1,6 @@
-"""`python -m vitrine_stack up|topics|demo|dlq`: run the platform on one machine, create
-topics, run the demo, or list and replay dead letters."""
+"""`python -m vitrine_stack up|topics|demo|eval|dlq`: run the platform on one machine,
+create topics, run the demo, score the shoppable-video pipeline on ShopBench, or list and
+replay dead letters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from vitrine_stack.dlq import add_dlq_parser, run_dlq
 from vitrine_stack.platform import DEFAULT_DATA_DIR, DEFAULT_SERVICES, EmbeddedPlatform
@@ -68,6 +70,22 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run the end-to-end demo on a fresh embedded platform, then stop"
     )
     demo.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "demo"))
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="run ShopBench videos through detector and catalog and score the tags",
+        description="Make the ShopBench split (seed 7, full scale) if missing, upload its"
+        " videos to a fresh embedded platform, and print product-level precision and recall,"
+        " top-1 among look-alikes and the time from upload to the first tag.",
+    )
+    evaluate.add_argument("--split", choices=["val", "test"], default="test")
+    evaluate.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also sweep the matcher's threshold and margin (use on --split val only)",
+    )
+    evaluate.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "eval"))
+    evaluate.add_argument("--dataset", default=str(DEFAULT_DATA_DIR / "shopbench" / "seed-7-full"))
 
     add_dlq_parser(commands, str(DEFAULT_DATA_DIR))
     return parser
@@ -191,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group joins, metadata
     if args.command == "up":
         return asyncio.run(_up(args))
     if args.command == "dlq":
@@ -199,4 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vitrine_stack.demo import main as demo_main
 
         return demo_main(args.data_dir)
+    if args.command == "eval":
+        from vitrine_stack.evaluation import run_eval
+
+        if args.calibrate and args.split == "test":
+            print("calibrate on the validation split (--split val), never on test", file=sys.stderr)
+            return 2
+        return asyncio.run(
+            run_eval(Path(args.data_dir), Path(args.dataset), args.split, args.calibrate)
+        )
     return asyncio.run(_topics(args))

@@ -1,20 +1,23 @@
-"""`make demo`: the whole commerce path on the embedded platform, start to ledger.
+"""`make demo`: the whole commerce path on the embedded platform, from upload to ledger.
 
-1. start the platform (Kafka-protocol broker, PostgreSQL, embedded Qdrant, services);
-2. seed two shops (a third-party seller in EUR, the platform's own shop in JPY) and
-   products with real photos;
-3. play the detector: publish `objects.detected` for a video, with crops cut, scaled,
-   rotated and re-lit from the product photos, plus things no shop sells;
-4. show the shoppable tags the catalog matched;
-5. buy through the video's tags, through a live session and from the platform's shop;
-6. refund one order in part and one in full;
-7. print the ledger, check every transaction sums to zero and every balance is exactly
+1. start the platform (Kafka-protocol broker, PostgreSQL, embedded Qdrant, and the
+   detector, catalog, checkout, commission and live services);
+2. list a ShopBench catalog (made from a seed, with look-alike products) through the
+   catalog API: shops, products, studio images;
+3. upload ShopBench videos the way the upload service would (media store, then
+   `video.uploaded`): the detector decodes, samples, detects and tracks; the catalog
+   matches every tracked object; the tags are shown beside what the video really shows.
+   One creator has "identify similar products" off: nothing is tagged until it is on;
+4. buy through the video's tags, through a live session and from the platform's shop;
+5. refund one order in part and one in full;
+6. print the ledger, check every transaction sums to zero and every balance is exactly
    what the split rules give; then stop the platform.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import uuid
 from collections import defaultdict
@@ -23,15 +26,19 @@ from typing import Any
 
 from vitrine_runtime.media import LocalMediaStore
 from vitrine_schemas.envelope import Envelope
-from vitrine_schemas.events import CropRef, ObjectsDetected
+from vitrine_schemas.events import VideoConsentChanged
 from vitrine_schemas.money import Money, prorate, split
+from vitrine_stack import shopbench
 from vitrine_stack.client import PlatformClient, Seller, eventually
-from vitrine_stack.platform import EmbeddedPlatform
-from vitrine_stack.samples import DISTRACTORS, SAMPLE_PRODUCTS, studio_images, video_crops
+from vitrine_stack.platform import DEFAULT_DATA_DIR, EmbeddedPlatform
 
 CREATOR_VIDEO = "creator-ana"
+CREATOR_SHY = "creator-noor"  # uploads with "identify similar products" off
 CREATOR_LIVE = "creator-ben"
 BUYER = "buyer-kim"
+DATASET = DEFAULT_DATA_DIR / "shopbench" / "seed-7-small"
+SEED = 7
+SCALE = "small"  # 2 shops, 9 products, three 5 s clips: made in about 15 s
 
 
 def say(text: str = "") -> None:
@@ -43,114 +50,101 @@ def heading(text: str) -> None:
     say(f"== {text}")
 
 
-async def seed_catalog(client: PlatformClient) -> dict[str, dict[str, Any]]:
-    heading("Seeding shops and products (real photos from scikit-image)")
-    seller = await client.call(
-        "catalog",
-        "POST",
-        "/shops",
-        json={
-            "name": "Northwind Home & Hobby",
-            "kind": "third_party",
-            "seller_id": "seller-northwind",
-        },
-    )
-    platform_shop = await client.call(
-        "catalog",
-        "POST",
-        "/shops",
-        json={"name": "Vitrine Originals", "kind": "first_party", "seller_id": "platform"},
-    )
-    terms = {
-        "coffee": (seller, Money(amount_minor=1899, currency="EUR"), 1500),
-        "rocket": (seller, Money(amount_minor=2450, currency="EUR"), 1200),
-        "astronaut": (seller, Money(amount_minor=3999, currency="EUR"), 2000),
-        "chelsea": (platform_shop, Money(amount_minor=3480, currency="JPY"), 1000),
-        "motorcycle": (platform_shop, Money(amount_minor=12800, currency="JPY"), 800),
-    }
-    products: dict[str, dict[str, Any]] = {}
-    for sample in SAMPLE_PRODUCTS:
-        shop, price, rate = terms[sample.key]
-        product = await client.call(
-            "catalog",
-            "POST",
-            f"/shops/{shop['shop_id']}/products",
-            json={
-                "title": sample.title,
-                "price": price.model_dump(),
-                "stock": 5,
-                "commission_bps": rate,
-            },
-        )
-        for image in studio_images(sample):
-            await client.call(
-                "catalog",
-                "POST",
-                f"/products/{product['product_id']}/images",
-                content=image,
-                headers={"Content-Type": "image/jpeg"},
-            )
-        products[sample.key] = {**product, "shop": shop}
+async def seed_catalog(client: PlatformClient, root: Path) -> shopbench.ListedCatalog:
+    heading(f"Listing the ShopBench catalog (seed {SEED}, {SCALE}) through the catalog API")
+    listed = await shopbench.list_catalog(client, root)
+    for bench_id, product in listed.products.items():
+        price = Money.model_validate(product["price"])
         say(
-            f"  {shop['name']:<24} {sample.title:<32} {price!s:>12}  commission"
-            f" {rate / 100:.0f} %  ({len(studio_images(sample))} images)"
+            f"  {product['shop']['name']:<14} {product['title']:<36} {price!s:>12}"
+            f"  commission {product['commission_bps'] / 100:.0f} %  ({bench_id})"
         )
-    return products
+    say(f"  {len(listed.products)} products, {listed.images} studio images, look-alikes included")
+    return listed
 
 
-async def play_detector(
-    client: PlatformClient, media: LocalMediaStore, video_id: str
-) -> dict[str, str]:
-    """Publish one `objects.detected` per tracked object; returns track id -> what it is."""
-    heading(f"Video {video_id} by {CREATOR_VIDEO}: publishing tracked objects with crops")
-    shown = ["coffee", "rocket", "astronaut", "chelsea"]
-    tracks: dict[str, str] = {}
-    objects = [(key, next(s for s in SAMPLE_PRODUCTS if s.key == key).photo) for key in shown]
-    objects += [(f"not for sale: {name}", photo) for name, photo in DISTRACTORS]
-    for index, (what, photo) in enumerate(objects):
-        track_id = f"t{index + 1}"
-        crops = []
-        for n, crop in enumerate(video_crops(photo(), count=4, seed=index)):
-            uri = await media.put(f"crops/{video_id}/{track_id}-{n}.jpg", crop, "image/jpeg")
-            crops.append(CropRef(uri=uri, at_ms=index * 4000 + n * 500, quality=0.9 - n * 0.1))
-        event = ObjectsDetected(
-            video_id=video_id,
-            creator_id=CREATOR_VIDEO,
-            track_id=track_id,
-            label="object",
-            confidence=0.8,
-            first_seen_ms=index * 4000,
-            last_seen_ms=index * 4000 + 3500,
-            crops=crops,
+async def make_shoppable(
+    client: PlatformClient, media: LocalMediaStore, root: Path, listed: shopbench.ListedCatalog
+) -> dict[str, list[dict[str, Any]]]:
+    """Upload the clips; returns each video's tags."""
+    truths = {**shopbench.truths(root, "test"), **shopbench.truths(root, "val")}
+    uploads = [
+        (f"vid-{video_id}-{uuid.uuid4().hex[:6]}", truth, creator)
+        for (video_id, truth), creator in zip(
+            sorted(truths.items()), [CREATOR_VIDEO, CREATOR_SHY], strict=True
         )
-        await client.publish(Envelope.wrap(event, producer="demo-detector"))
-        tracks[track_id] = what
-        say(f"  track {track_id}: {what} ({len(crops)} crops)")
-    return tracks
-
-
-async def show_tags(
-    client: PlatformClient, video_id: str, tracks: dict[str, str], expected: int
-) -> dict[str, Any]:
-    heading("Shoppable tags the catalog matched")
-
-    async def tags() -> dict[str, Any] | None:
-        body: dict[str, Any] = await client.call("catalog", "GET", f"/videos/{video_id}/tags")
-        return body if len(body["tags"]) >= expected else None
-
-    body = await eventually(tags, timeout_s=120, what="video tags")
-    tagged = {tag["track_id"]: tag for tag in body["tags"]}
-    for track_id, what in tracks.items():
-        tag = tagged.get(track_id)
-        if tag:
-            span = f"{tag['first_seen_ms'] / 1000:4.1f}s-{tag['last_seen_ms'] / 1000:4.1f}s"
-            say(
-                f"  {track_id} [{span}] -> {tag['title']} ({tag['product_id']}),"
-                f" score {tag['score']:.3f}"
+    ]
+    tags: dict[str, list[dict[str, Any]]] = {}
+    for video_id, truth, creator in uploads:
+        consent = creator != CREATOR_SHY
+        heading(
+            f"{creator} uploads {video_id} ({truth['width']}x{truth['height']} {truth['codec']},"
+            f" {truth['duration_ms'] / 1000:.0f} s), identify similar products:"
+            f" {'on' if consent else 'off'}"
+        )
+        uploaded = await shopbench.upload(
+            client, media, root / truth["file"], video_id, creator, identify_products=consent
+        )
+        tags[video_id] = await _show(client, video_id, truth, listed)
+        if not consent:
+            say(f"  {creator} switches identify similar products on")
+            await client.publish(
+                Envelope.wrap(
+                    VideoConsentChanged(
+                        video_id=video_id,
+                        creator_id=creator,
+                        media_uri=uploaded.media_uri,
+                        identify_products=True,
+                    ),
+                    producer="upload-service",
+                )
             )
+            await eventually(
+                functools.partial(_processed, client, video_id), timeout_s=120, what="reprocessing"
+            )
+            tags[video_id] = await _show(client, video_id, truth, listed)
+    return tags
+
+
+async def _processed(client: PlatformClient, video_id: str) -> bool:
+    body = await client.call("detector", "GET", f"/videos/{video_id}")
+    return bool(body["outcome"] == "processed")
+
+
+async def _show(
+    client: PlatformClient,
+    video_id: str,
+    truth: dict[str, Any],
+    listed: shopbench.ListedCatalog,
+) -> list[dict[str, Any]]:
+    record = await shopbench.outcome(client, video_id)
+    if record["outcome"] != "processed":
+        say(f"  detector: {record['outcome']} (no consent: nothing is looked at, nothing tagged)")
+        return []
+    judged = await shopbench.judged_tracks(client, video_id, record["track_count"])
+    say(
+        f"  detector: {record['track_count']} tracked objects in {record['processing_s']:.1f} s"
+        f" ({record['frames_sampled']} of {record['frames_decoded']} decoded frames looked at)"
+    )
+    tags = await shopbench.tags(client, video_id)
+    tagged = {t["track_id"]: t for t in tags}
+    for track in judged:
+        span = f"{track['first_seen_ms'] / 1000:4.1f}-{track['last_seen_ms'] / 1000:4.1f} s"
+        tag = tagged.get(track["track_id"])
+        if tag:
+            bench_id = listed.bench_id(tag["product_id"])
+            say(f"  [{span}] tag: {tag['title']} ({bench_id}), score {tag['score']:.2f}")
         else:
-            say(f"  {track_id} ({what}) -> no tag")
-    return tagged
+            say(
+                f"  [{span}] no tag: nothing convincing (best score {track['best_score'] or 0:.2f})"
+            )
+    shown = [p["product_id"] for p in truth["products"]]
+    found = {listed.bench_id(t["product_id"]) for t in tags}
+    say(
+        f"  the video shows {', '.join(shown)} (ground truth); tagged {len(found & set(shown))}"
+        f" of them, {len(found - set(shown))} wrong"
+    )
+    return tags
 
 
 async def buy(
@@ -177,29 +171,28 @@ async def buy(
 
 async def place_orders(
     client: PlatformClient,
-    products: dict[str, dict[str, Any]],
-    video_id: str,
-    tags: dict[str, Any],
+    listed: shopbench.ListedCatalog,
+    tags: dict[str, list[dict[str, Any]]],
 ) -> tuple[list[dict[str, Any]], str]:
     heading("Buying")
-    for product in products.values():  # checkout learns products from catalog events
+    for product in listed.products.values():  # checkout learns products from catalog events
         await Seller(client).sellable(product)
-    by_product = {tag["product_id"]: tag for tag in tags.values()}
-    coffee, rocket = products["coffee"], products["rocket"]
+    video_id = next(v for v in tags if tags[v])
+    tagged = listed.products[listed.bench_id(tags[video_id][0]["product_id"])]
+    third_party = [p for p in listed.products.values() if p["shop"]["kind"] == "third_party"]
+    first_party = [p for p in listed.products.values() if p["shop"]["kind"] == "first_party"]
+    creator_pick = next(p for p in third_party if p is not tagged)
+    live_pick = next(p for p in third_party if p not in (tagged, creator_pick))
     orders = [
         await buy(
             client,
-            coffee,
+            tagged,
             2,
-            {
-                "source": "auto_identified" if coffee["product_id"] in by_product else "none",
-                "creator_id": CREATOR_VIDEO,
-                "video_id": video_id,
-            },
+            {"source": "auto_identified", "creator_id": CREATOR_VIDEO, "video_id": video_id},
         ),
         await buy(
             client,
-            rocket,
+            creator_pick,
             1,
             {"source": "creator_tagged", "creator_id": CREATOR_VIDEO, "video_id": video_id},
         ),
@@ -208,20 +201,19 @@ async def place_orders(
         "live",
         "POST",
         "/sessions",
-        json={"creator_id": CREATOR_LIVE, "title": "Friday night space sale"},
+        json={"creator_id": CREATOR_LIVE, "title": "Friday night home sale"},
     )
     session_id = session["session_id"]
-    astronaut = products["astronaut"]
     await eventually(  # live learns products from catalog events too
         lambda: client.call(
             "live",
             "POST",
             f"/sessions/{session_id}/pins",
-            json={"product_id": astronaut["product_id"]},
+            json={"product_id": live_pick["product_id"]},
         ),
         what="live to pin the product",
     )
-    say(f"  live session {session_id} by {CREATOR_LIVE}: pinned {products['astronaut']['title']}")
+    say(f"  live session {session_id} by {CREATOR_LIVE}: pinned {live_pick['title']}")
 
     async def session_known() -> bool:
         response = await client["checkout"].post(
@@ -229,25 +221,25 @@ async def place_orders(
             headers={"Idempotency-Key": f"probe-{session_id}"},
             json={
                 "buyer_id": BUYER,
-                "lines": [{"product_id": products["astronaut"]["product_id"], "quantity": 1}],
+                "lines": [{"product_id": live_pick["product_id"], "quantity": 1}],
                 "attribution": {"source": "live", "live_session_id": session_id},
             },
         )
         if response.status_code in (200, 201):
             orders.append(response.json())
             say(
-                f"  order {response.json()['order_id']}: 1 x {products['astronaut']['title']}"
+                f"  order {response.json()['order_id']}: 1 x {live_pick['title']}"
                 f" = {Money.model_validate(response.json()['total'])}  via live"
             )
             return True
         return False
 
     await eventually(session_known, what="checkout to see the live session")
-    orders.append(await buy(client, products["chelsea"], 3, {"source": "none"}))
+    orders.append(await buy(client, first_party[0], 3, {"source": "none"}))
     orders.append(
         await buy(
             client,
-            products["motorcycle"],
+            first_party[1],
             1,
             {"source": "creator_tagged", "creator_id": CREATOR_VIDEO, "video_id": video_id},
         )
@@ -263,7 +255,10 @@ async def refund(client: PlatformClient, orders: list[dict[str, Any]]) -> list[d
         "POST",
         f"/orders/{orders[0]['order_id']}/refunds",
         headers={"Idempotency-Key": str(uuid.uuid4())},
-        json={"amount_minor": 1000, "reason": "one cup arrived chipped"},
+        json={
+            "amount_minor": orders[0]["total"]["amount_minor"] // 3,
+            "reason": "one of them arrived chipped",
+        },
     )
     full = await client.call(
         "checkout",
@@ -358,6 +353,7 @@ async def print_ledger(
 
 
 async def run_demo(data_dir: Path) -> int:
+    root = shopbench.ensure_dataset(DATASET, SEED, SCALE, ["test", "val"], log=say)
     say("Vitrine demo: starting the embedded platform (broker, PostgreSQL, Qdrant, services)...")
     async with EmbeddedPlatform(data_dir, fresh=True) as platform:
         urls = {name: platform.service_url(name) for name in platform.service_names}
@@ -365,11 +361,12 @@ async def run_demo(data_dir: Path) -> int:
             say(f"  {name:<11} {url}")
         media = LocalMediaStore(platform.media_root)
         async with PlatformClient(urls, platform.bootstrap_servers) as client:
-            products = await seed_catalog(client)
-            video_id = f"vid-{uuid.uuid4().hex[:8]}"
-            tracks = await play_detector(client, media, video_id)
-            tags = await show_tags(client, video_id, tracks, expected=4)
-            orders, session_id = await place_orders(client, products, video_id, tags)
+            listed = await seed_catalog(client, root)
+            tags = await make_shoppable(client, media, root, listed)
+            if not any(tags.values()):
+                say("No video got a tag: the demo cannot buy through one.")
+                return 1
+            orders, session_id = await place_orders(client, listed, tags)
             refunded = await refund(client, orders)
             for order in refunded:
                 orders = [order if o["order_id"] == order["order_id"] else o for o in orders]

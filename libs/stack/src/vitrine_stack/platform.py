@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_SERVICES", "EmbeddedPlatform", "Platform
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SERVICES: tuple[str, ...] = ("catalog", "checkout", "commission", "live")
+DEFAULT_SERVICES: tuple[str, ...] = ("catalog", "checkout", "commission", "live", "detector")
 DEFAULT_DATA_DIR = Path(".vitrine")
 _MARKER = ".vitrine-data"  # `fresh` only wipes directories that carry it
 
