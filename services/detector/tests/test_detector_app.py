@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from detector_videos import one_square_video, uploaded
 
-from vitrine_detector.adapters.yolo import YoloDetector, YoloOptions, weights_id
+from vitrine_detector.adapters.yolo import Runtime, YoloDetector, YoloOptions, weights_id
 from vitrine_runtime.media import LocalMediaStore
 from vitrine_schemas.envelope import Envelope
 from vitrine_stack.client import PlatformClient, eventually
@@ -54,8 +54,14 @@ def test_missing_weights_are_refused_before_ultralytics_can_try_a_download(
 
 
 @pytest.mark.slow
-def test_the_yolo_adapter_detects_a_batch_of_frames(eager_weights: Path) -> None:
-    detector = YoloDetector(eager_weights, YoloOptions(imgsz=320, max_detections=20))
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
+def test_the_yolo_adapter_detects_a_batch_of_frames(
+    eager_weights: Path, runtime: Runtime, tmp_path: Path
+) -> None:
+    options = YoloOptions(imgsz=320, max_detections=20, runtime=runtime, cache_dir=tmp_path)
+    detector = YoloDetector(eager_weights, options)
+    assert detector.runtime == runtime
+    assert detector.imgsz == 320
     frames = [np.random.default_rng(n).integers(0, 255, (360, 640, 3), np.uint8) for n in range(3)]
 
     per_frame = detector.detect(frames)
@@ -71,6 +77,12 @@ def test_the_yolo_adapter_detects_a_batch_of_frames(eager_weights: Path) -> None
     assert detector.detect([]) == []
     assert weights_id(eager_weights).startswith("eager-yolov8n.pt@")
     assert weights_id(eager_weights) == weights_id(eager_weights)
+    if runtime == "openvino":  # exported once, beside nothing but the cache
+        assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [
+            next(p.name for p in tmp_path.iterdir() if p.name.endswith("_openvino_model"))
+        ]
+        again = YoloDetector(eager_weights, options)
+        assert again.detect(frames) == per_frame
 
 
 @pytest.mark.slow

@@ -1,13 +1,12 @@
-"""Export the trained detector to ONNX and compare CPU inference speed of .pt and .onnx.
+"""Which runtime should the detector use on CPU? PyTorch against the OpenVINO export,
+both through the service's own adapter (letterbox, network, NMS), on validation frames.
 
-    nice -n 10 python services/detector/training/compare_formats.py \
-        --weights services/detector/models/shopbench-yolov8n.pt --data /tmp/shopbench/full-7
+    nice -n 10 python services/detector/training/compare_formats.py \\
+        --weights services/detector/models/shopbench-yolo.pt --data /tmp/shopbench/full-7
 
-Measures the network alone (PyTorch vs ONNX Runtime, same input tensors) and ultralytics'
-whole predict call (letterbox, network, NMS), at batch 1 and batch 8, on validation frames.
-Prints wall milliseconds per frame (what throughput sees, on a shared machine too) and CPU
-milliseconds per frame (all threads together: the cost, steadier under load). Writes the
-figures to <weights>.speed.json.
+Prints wall and CPU milliseconds per frame at batch 1 and at the service's batch (4), and
+how well the two agree: boxes matched one to one at IoU >= 0.5, their mean IoU, and the
+largest confidence difference. Writes the figures to <weights>.speed.json.
 """
 
 from __future__ import annotations
@@ -18,24 +17,51 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from train import offline_ultralytics
+import numpy as np
+from PIL import Image
+
+from vitrine_detector.adapters.yolo import YoloDetector, YoloOptions
+from vitrine_detector.domain.boxes import iou
 
 
-def _timed(run: Callable[[], object], frames: int, repeats: int) -> dict[str, float]:
-    run()  # warm up: first calls allocate and pick kernels
+def timed(detector: YoloDetector, frames: list[Any], batch: int, repeats: int) -> dict[str, float]:
+    detector.detect(frames[:batch])  # warm up: first calls allocate and pick kernels
     walls, cpus = [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        walls.append((time.perf_counter() - wall) * 1000 / frames)
-        cpus.append((time.process_time() - cpu) * 1000 / frames)
+        for start in range(0, len(frames), batch):
+            detector.detect(frames[start : start + batch])
+        walls.append((time.perf_counter() - wall) * 1000 / len(frames))
+        cpus.append((time.process_time() - cpu) * 1000 / len(frames))
     return {
         "wall_ms": round(statistics.median(walls), 2),
         "cpu_ms": round(statistics.median(cpus), 2),
+    }
+
+
+def agreement(a: YoloDetector, b: YoloDetector, frames: list[Any]) -> dict[str, float]:
+    matched = only_one = 0
+    overlaps, confidence_gaps = [], []
+    for left, right in zip(a.detect(frames), b.detect(frames), strict=True):
+        free = list(right)
+        for d in left:
+            best = max(free, key=lambda e: iou(d.box, e.box), default=None)
+            if best is None or iou(d.box, best.box) < 0.5:
+                only_one += 1
+                continue
+            free.remove(best)
+            matched += 1
+            overlaps.append(iou(d.box, best.box))
+            confidence_gaps.append(abs(d.confidence - best.confidence))
+        only_one += len(free)
+    return {
+        "boxes_matched": matched,
+        "boxes_in_one_only": only_one,
+        "mean_iou": round(float(np.mean(overlaps)), 4) if overlaps else 0.0,
+        "max_confidence_gap": round(max(confidence_gaps, default=0.0), 4),
     }
 
 
@@ -43,91 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="a ShopBench dataset folder")
-    parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vitrine-detector-training"
-    )
+    parser.add_argument("--imgsz", type=int)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
-    offline_ultralytics(args.workdir)
-    import numpy as np
-    import onnxruntime as ort
-    import torch
-    from PIL import Image
-    from ultralytics.models import YOLO
-
-    torch.set_num_threads(args.threads)
-    weights = args.weights.resolve()
-    onnx_path = Path(
-        YOLO(str(weights)).export(
-            format="onnx", imgsz=args.imgsz, dynamic=True, simplify=False, device="cpu"
-        )
-    )
-    frames = sorted((args.data / "yolo" / "images" / "val").glob("*.jpg"))[:8]
-    pictures = [np.asarray(Image.open(f).convert("RGB"))[..., ::-1].copy() for f in frames]  # BGR
-
-    network = YOLO(str(weights)).model.float().eval()  # type: ignore[union-attr]
-    network = network.fuse()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-
-    results: dict[str, Any] = {
-        "imgsz": args.imgsz,
-        "threads": args.threads,
-        "onnx": onnx_path.name,
-        "onnx_bytes": onnx_path.stat().st_size,
-        "pt_bytes": weights.stat().st_size,
-        "network": {},
-        "predict": {},
-    }
-    # Landscape 16:9 frames letterboxed the way ultralytics does for a .pt (rect, stride 32)
-    # and square, the way a fixed-shape export would need them.
-    h_rect = int(np.ceil(args.imgsz * 9 / 16 / 32) * 32)
-    for shape_name, (h, w) in {
-        "square": (args.imgsz, args.imgsz),
-        "16:9": (h_rect, args.imgsz),
-    }.items():
-        for batch in (1, 8):
-            x = torch.rand(batch, 3, h, w)
-            xn = x.numpy()
-
-            def run_torch(x: torch.Tensor = x) -> object:
-                with torch.inference_mode():
-                    return network(x)
-
-            def run_onnx(xn: Any = xn) -> object:
-                return session.run(None, {input_name: xn})
-
-            key = f"{shape_name} batch {batch}"
-            results["network"][key] = {
-                "pt": _timed(run_torch, batch, args.repeats),
-                "onnx": _timed(run_onnx, batch, args.repeats),
+    files = sorted((args.data / "yolo" / "images" / "val").glob("*.jpg"))[: args.frames]
+    frames = [np.asarray(Image.open(f).convert("RGB"))[..., ::-1].copy() for f in files]  # BGR
+    with tempfile.TemporaryDirectory() as cache:
+        detectors = {
+            runtime: YoloDetector(
+                args.weights,
+                YoloOptions(
+                    imgsz=args.imgsz, confidence=0.1, runtime=runtime, cache_dir=Path(cache)
+                ),
+            )
+            for runtime in ("torch", "openvino")
+        }
+        results: dict[str, Any] = {"imgsz": detectors["torch"].imgsz, "frames": len(frames)}
+        for runtime, detector in detectors.items():
+            results[runtime] = {
+                f"batch {batch}": timed(detector, frames, batch, args.repeats) for batch in (1, 4)
             }
-            print(key, json.dumps(results["network"][key]))
-
-    for name, model in {
-        "pt": YOLO(str(weights)),
-        "onnx": YOLO(str(onnx_path), task="detect"),
-    }.items():
-        for batch in (1, 8):
-            chunk = pictures[:batch]
-
-            def run_predict(model: Any = model, chunk: list[Any] = chunk) -> object:
-                return model.predict(
-                    chunk, imgsz=args.imgsz, device="cpu", verbose=False, conf=0.25
-                )
-
-            results["predict"][f"{name} batch {batch}"] = _timed(run_predict, batch, args.repeats)
-            print(name, batch, results["predict"][f"{name} batch {batch}"])
-
-    out = weights.with_suffix(".speed.json")
+            print(runtime, detector.runtime, json.dumps(results[runtime]), flush=True)
+        results["agreement"] = agreement(detectors["torch"], detectors["openvino"], frames)
+    print(json.dumps(results["agreement"]))
+    out = args.weights.with_suffix(".speed.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    print(f"written to {out}")
     return 0
 
 

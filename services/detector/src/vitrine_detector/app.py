@@ -57,6 +57,7 @@ def create_app(settings: DetectorSettings | None = None) -> FastAPI:
         log.info(
             "detector_model_loaded",
             model=model.model_id,
+            runtime=model.runtime,
             imgsz=model.imgsz,
             labels=model.labels[:10],
         )

@@ -4,6 +4,7 @@ tracks and crops. Environment variables, as everywhere (DETECTOR_WEIGHTS, ...)."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -45,6 +46,14 @@ class DetectorSettings(ServiceSettings):
     detector_max_detections: int = Field(50, ge=1, description="per frame")
     detector_batch_size: int = Field(4, ge=1, le=64, description="sampled frames per call")
     detector_device: str = Field("cpu", description="torch device: cpu, cuda:0, ...")
+    detector_runtime: Literal["openvino", "torch"] = Field(
+        "openvino",
+        description=".pt weights run as a cached OpenVINO export (~1.8x faster on CPU) or"
+        " in torch; exported weights run in their own runtime",
+    )
+    detector_cache_dir: Path = Field(
+        Path("./.vitrine/models"), description="where the OpenVINO export of the weights is kept"
+    )
     detector_torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads; unset = one per core"
     )
@@ -115,6 +124,8 @@ class DetectorSettings(ServiceSettings):
             max_detections=self.detector_max_detections,
             batch_size=self.detector_batch_size,
             device=self.detector_device,
+            runtime=self.detector_runtime if self.detector_device == "cpu" else "torch",
+            cache_dir=self.detector_cache_dir,
         )
 
     def pipeline_params(self) -> PipelineParams:
