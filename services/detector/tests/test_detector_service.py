@@ -21,6 +21,7 @@ from detector_videos import (
     uploaded,
 )
 
+from vitrine_detector.settings import DetectorSettings
 from vitrine_runtime.consumer import Outcome
 from vitrine_runtime.db import Database
 from vitrine_schemas.envelope import Envelope
@@ -55,7 +56,7 @@ async def test_a_video_with_consent_becomes_one_objects_detected_per_track(
     assert 3900 <= track["last_seen_ms"] < 4500
     assert len(track["boxes"]) >= 6  # sampled at least twice a second
     assert all(0 <= b["x"] <= 1 and 0 < b["width"] <= 1 for b in track["boxes"])
-    assert 2 <= len(track["crops"]) <= 4
+    assert 2 <= len(track["crops"]) <= DetectorSettings().crops_per_track
     for crop in track["crops"]:
         assert crop["uri"].startswith(f"media://crops/{video_id}/t000-")
         assert (await store.get(crop["uri"]))[:3] == b"\xff\xd8\xff"  # a JPEG

@@ -5,7 +5,11 @@
 
 No weights exist to start from here, so the network is built from ultralytics' model
 yaml and trained on the train split, validated on the validation split (model selection:
-best epoch by validation fitness). The test split is never read.
+best epoch by validation fitness). The test split is never read. `--data` may be given
+several times: the train splits of all are used (other seeds are other catalogs, so more
+variety for a class-agnostic detector), the validation split of the first.
+`--init` continues from weights this script made before (a longer run in stages);
+`--hours` caps the wall time, ultralytics then fits the schedule to it.
 
 The detector is class-agnostic: one class, "object", for every salient thing in a frame
 (products and distractors alike). Which objects are for sale is the catalog matcher's call,
@@ -112,10 +116,25 @@ def _iou(a: Any, b: tuple[float, float, float, float]) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _epochs_run(results: Path) -> int:
+    """Epochs actually trained (a time cap makes ultralytics fit fewer than asked)."""
+    return max(0, len(results.read_text().splitlines()) - 1) if results.exists() else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="a ShopBench dataset folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        action="append",
+        help="a ShopBench dataset folder (repeatable; validation comes from the first)",
+    )
     parser.add_argument("--model", default="yolov8n.yaml")
+    parser.add_argument(
+        "--init", type=Path, help="start from these weights (made by this script) instead"
+    )
+    parser.add_argument("--hours", type=float, help="train for at most this long")
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
@@ -130,17 +149,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODELS)
     args = parser.parse_args(argv)
 
-    data_root = args.data.resolve()
-    data_yaml = data_root / "yolo" / "data.yaml"
-    manifest = json.loads((data_root / "manifest.json").read_text())
+    roots = [d.resolve() for d in args.data]
+    manifests = [json.loads((root / "manifest.json").read_text()) for root in roots]
+    for root in roots:
+        assert (root / "yolo" / "data.yaml").exists(), (
+            f"no detector export in {root}: generate without --no-yolo"
+        )
     # Train and validate only: a data file without the test split, so nothing reads it.
+    train_dirs = [
+        str(root / "yolo" / "images" / "train")
+        for root, m in zip(roots, manifests, strict=True)
+        if "train" in m["splits"]
+    ]
+    yolo_root = roots[0] / "yolo"
+    assert (yolo_root / "images" / "val").is_dir(), f"no validation split in {roots[0]}"
     train_yaml = args.workdir / "data-train-val.yaml"
     args.workdir.mkdir(parents=True, exist_ok=True)
-    yolo_root = data_root / "yolo"
     train_yaml.write_text(
-        f"path: {yolo_root}\ntrain: images/train\nval: images/val\nnames:\n  0: object\n"
+        json.dumps(
+            {
+                "path": str(yolo_root),
+                "train": train_dirs,
+                "val": "images/val",
+                "names": {0: "object"},
+            }
+        )
+        + "\n"
     )
-    assert data_yaml.exists(), f"no detector export in {data_root}: generate without --no-yolo"
 
     offline_ultralytics(args.workdir)
     import torch
@@ -148,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     from ultralytics.models import YOLO
 
     torch.set_num_threads(args.threads)
-    model = YOLO(args.model)
+    model = YOLO(str(args.init) if args.init else args.model)
     started = time.perf_counter()
+    budget = {"time": args.hours} if args.hours else {}
     model.train(
         data=str(train_yaml),
         epochs=args.epochs,
+        **budget,
         imgsz=args.imgsz,
         batch=args.batch,
         device="cpu",
@@ -202,22 +239,27 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = {
         "weights": weights.name,
         "model": args.model,
+        "init": args.init.name if args.init else None,
         "classes": ["object"],
         "imgsz": args.imgsz,
-        "epochs": args.epochs,
+        "epochs": _epochs_run(args.workdir / "runs" / "train" / "results.csv"),
+        "hours_cap": args.hours,
         "batch": args.batch,
         "close_mosaic": args.close_mosaic,
         "seed": args.seed,
         "threads": args.threads,
         "train_wall_seconds": round(train_seconds, 1),
-        "data": {
-            "generator": manifest["generator"],
-            "seed": manifest["seed"],
-            "scale": manifest["scale"],
-            "videos": {s: len(v) for s, v in manifest["splits"].items()},
-            "images": manifest["yolo"]["images"],
-            "boxes": manifest["yolo"]["boxes"],
-        },
+        "data": [
+            {
+                "generator": m["generator"],
+                "seed": m["seed"],
+                "scale": m["scale"],
+                "videos": {s: len(v) for s, v in m["splits"].items() if s != "test"},
+                "images": {s: n for s, n in m["yolo"]["images"].items() if s != "test"},
+                "boxes": {s: n for s, n in m["yolo"]["boxes"].items() if s != "test"},
+            }
+            for m in manifests
+        ],
         "validation": metrics,
         "validation_by_confidence": thresholds,
         "versions": {
