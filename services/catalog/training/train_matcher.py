@@ -23,7 +23,11 @@ Views it learns from, per training catalog:
   stay far from every product;
 - synthetic views of every studio image: the product cut from its plain backdrop, turned,
   scaled down, put on a photo, lit with a gain and a colour cast, blurred and JPEG'd. Only
-  studio pixels: a new product has nothing else.
+  studio pixels: a new product has nothing else;
+- the same views recoloured (hue turned by 60-300 degrees, or the product's shading
+  painted in another colour, which also changes white, grey and black ones): the product
+  in a colour it is not sold in, which must score low against the product it was made
+  from (a camera sees such near misses all the time; colour is what tells them apart).
 
 The validation split (never trained on) reports, beside the plain ImageNet features:
 per-crop top-1, and per object ("track" of 4 crops spread over its appearance, as the
@@ -166,6 +170,22 @@ def product_mask(image: Image.Image) -> Image.Image:
     return picture.filter(ImageFilter.MaxFilter(3))
 
 
+def recoloured(studio: Image.Image, rng: random.Random) -> Image.Image:
+    """The product of a studio shot in another colour (its backdrop left as it was)."""
+    rgb = np.asarray(studio.convert("RGB"), np.float32)
+    if rng.random() < 0.5:  # turn the hue
+        hsv = np.asarray(studio.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(int) + rng.randint(43, 213)) % 256
+        painted = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), np.float32)
+    else:  # paint the shading in a colour of its own
+        shade = rgb.mean(axis=2, keepdims=True) / 255.0
+        colour = np.array([rng.uniform(0.1, 1.0) for _ in range(3)], np.float32) * 255.0
+        painted = shade * colour * rng.uniform(0.8, 1.6)
+    mask = np.asarray(product_mask(studio), np.float32)[..., None] / 255.0
+    mixed = painted * mask + rgb * (1.0 - mask)
+    return Image.fromarray(np.clip(mixed, 0, 255).astype(np.uint8))
+
+
 def synthetic_view(studio: Image.Image, rng: random.Random) -> Image.Image:
     """A studio shot made to look like a detector's crop of a video frame."""
     mask = product_mask(studio)
@@ -243,6 +263,8 @@ class Group:
     gallery: npt.NDArray[np.float32]  # studio images
     gallery_labels: npt.NDArray[np.int64]
     products: int
+    near_misses: npt.NDArray[np.float32]  # recoloured views...
+    near_miss_sources: npt.NDArray[np.int64]  # ...of these products
 
 
 def product_scores(
@@ -280,9 +302,17 @@ def train_head(groups: list[Group], args: argparse.Namespace) -> npt.NDArray[np.
             loss = loss + torch.nn.functional.cross_entropy(
                 scores[sold] / args.temperature, labels[sold]
             )
-            # ...and something no shop sells must stay below `distractor_ceiling`.
+            # ...and something no shop sells must stay below `distractor_ceiling`...
             if (~sold).any():
                 loss = loss + torch.relu(scores[~sold].amax(dim=1) - args.distractor_ceiling).mean()
+            # ...and so must a product in a colour it is not sold in, against that product.
+            pick = torch.randint(0, len(group.near_misses), (args.batch // 2,))
+            misses = torch.nn.functional.normalize(
+                linear(dropout(torch.from_numpy(group.near_misses[pick.numpy()]))), dim=1
+            )
+            sources = torch.from_numpy(group.near_miss_sources[pick.numpy()])
+            against_source = product_scores(misses, gallery, owner).gather(1, sources[:, None])
+            loss = loss + torch.relu(against_source - args.distractor_ceiling).mean()
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
@@ -361,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--val", type=Path, required=True, help="a dataset with a val split")
     parser.add_argument("--synthetic", type=int, default=8, help="synthetic views per image")
+    parser.add_argument(
+        "--near-misses", type=int, default=4, help="recoloured synthetic views per image"
+    )
     parser.add_argument("--dimension", type=int, default=256)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=192)
@@ -390,8 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         studio = [Image.open(p).convert("RGB") for p in catalog.image_paths]
         crops = video_crops(catalog.root, "train", rng)
         synthetic = [synthetic_view(s, rng) for _ in range(args.synthetic) for s in studio]
+        near_misses = [
+            synthetic_view(recoloured(s, rng), rng) for _ in range(args.near_misses) for s in studio
+        ]
         crop_features = features([v.image for v in crops], f"crops:{root}")
         synthetic_features = features(synthetic, f"synthetic:{root}:{args.synthetic}")
+        near_miss_features = features(near_misses, f"near-misses:{root}:{args.near_misses}")
         labels = [index[v.product_id] if v.product_id else -1 for v in crops]
         labels += [index[p] for _ in range(args.synthetic) for p in catalog.image_products]
         groups.append(
@@ -401,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
                 gallery=features(studio, f"studio:{root}"),
                 gallery_labels=np.array([index[p] for p in catalog.image_products], np.int64),
                 products=len(catalog.products),
+                near_misses=near_miss_features,
+                near_miss_sources=np.array(
+                    [index[p] for _ in range(args.near_misses) for p in catalog.image_products],
+                    np.int64,
+                ),
             )
         )
         counts.append(
@@ -411,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                 "video_crops": len(crops),
                 "distractor_crops": sum(v.product_id is None for v in crops),
                 "synthetic_views": len(synthetic),
+                "recoloured_views": len(near_misses),
             }
         )
         print(f"{root}: {counts[-1]}", flush=True)
@@ -450,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             k: getattr(args, k)
             for k in (
                 "synthetic",
+                "near_misses",
                 "dimension",
                 "steps",
                 "batch",
