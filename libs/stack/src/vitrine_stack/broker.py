@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TextIO
 
-from vitrine_stack.supervisor import ChildProcess, free_port, port_is_free
+from vitrine_stack.supervisor import ChildProcess, ChildServer, free_port, port_is_free
 
 __all__ = ["BrokerError", "TansuBroker", "tansu_binary"]
 
@@ -48,7 +46,7 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-class TansuBroker:
+class TansuBroker(ChildServer):
     """One Tansu broker on 127.0.0.1. `memory://` storage: everything is gone on stop.
 
     ``with TansuBroker() as broker:`` (or ``async with``), then ``broker.bootstrap_servers``.
@@ -75,21 +73,13 @@ class TansuBroker:
         self.binary = binary
         self.echo = echo
         self.extra_env = dict(env or {})
-        self._child: ChildProcess | None = None
+        super().__init__()
 
     @property
     def bootstrap_servers(self) -> str:
         if self._child is None:
             raise BrokerError("broker is not started")
         return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.running
 
     def _spawn(self, port: int) -> ChildProcess:
         url = f"tcp://{self.host}:{port}"
@@ -157,43 +147,3 @@ class TansuBroker:
             self._child = None
             if exit_code is None or attempt + 1 == self._attempts():
                 raise error
-
-    async def astop(self, timeout_s: float = 10.0) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            await child.astop(timeout_s, signal.SIGTERM)
-
-    async def akill(self) -> None:
-        """kill -9: a crash, as far as the broker and its clients can tell."""
-        child, self._child = self._child, None
-        if child is not None:
-            await child.akill()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            child.stop(timeout_s, signal.SIGTERM)
-
-    def __enter__(self) -> TansuBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> TansuBroker:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()

@@ -28,12 +28,11 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TextIO
 
 import asyncpg
 
-from vitrine_stack.supervisor import ChildProcess, free_port, port_is_free
+from vitrine_stack.supervisor import ChildProcess, ChildServer, free_port, port_is_free
 
 __all__ = ["DEFAULT_SYSTEM_USER", "EmbeddedPostgres", "PostgresError", "postgres_bin_dir"]
 
@@ -97,11 +96,15 @@ def _is_postgres_for(pid: int, pgdata: Path) -> bool:
     return exe.endswith(b"postgres") and Path(cwd) == pgdata
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildServer):
     """A PostgreSQL server whose data lives in `pgdata`, reachable at `database_url`.
 
     Auth is `trust` (no password) on 127.0.0.1: a development server, not a shared one.
     """
+
+    # Fast shutdown, like `pg_ctl stop -m fast` (which sends SIGINT as well).
+    stop_signal = signal.SIGINT
+    stop_timeout_s = 30.0
 
     def __init__(
         self,
@@ -126,7 +129,7 @@ class EmbeddedPostgres:
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.log_path = log_path
         self.echo = echo
-        self._child: ChildProcess | None = None
+        super().__init__()
 
     def dsn_for(self, database: str) -> str:
         """asyncpg/libpq URL of one database on this server."""
@@ -142,14 +145,6 @@ class EmbeddedPostgres:
     @property
     def database_url(self) -> str:
         return self.dsn
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.running
 
     def _server_user(self) -> pwd.struct_passwd | None:
         return _ensure_system_user(self.system_user) if os.geteuid() == 0 else None
@@ -316,39 +311,3 @@ class EmbeddedPostgres:
                     raise
                 child.stop(1.0)
                 self._child = None
-
-    async def astop(self, timeout_s: float = 30.0) -> None:
-        """Fast shutdown, like `pg_ctl stop -m fast` (which sends SIGINT as well)."""
-        child, self._child = self._child, None
-        if child is not None:
-            await child.astop(timeout_s, signal.SIGINT)
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Blocking `astop`."""
-        child, self._child = self._child, None
-        if child is not None:
-            child.stop(timeout_s, signal.SIGINT)
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EmbeddedPostgres:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()

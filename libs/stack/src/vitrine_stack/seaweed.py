@@ -26,17 +26,15 @@ import importlib.metadata
 import json
 import os
 import secrets
-import signal
 import socket
 import stat
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import TextIO
 
 import httpx
 
-from vitrine_stack.supervisor import ChildProcess, free_port, port_is_free
+from vitrine_stack.supervisor import ChildProcess, ChildServer, free_port, port_is_free
 
 __all__ = ["EmbeddedSeaweedFS", "SeaweedError", "remove_stale_socket", "weed_binary"]
 
@@ -142,7 +140,7 @@ def remove_stale_socket(path: Path) -> None:
         # connected: another weed reuses the port number now; leave its socket alone
 
 
-class EmbeddedSeaweedFS:
+class EmbeddedSeaweedFS(ChildServer):
     """One `weed mini` bound to `host`, storing in `data_dir`; S3 at `.s3_endpoint`.
 
     ``with EmbeddedSeaweedFS(path) as s3:`` (or ``async with``), then ``s3.s3_endpoint``,
@@ -169,21 +167,13 @@ class EmbeddedSeaweedFS:
         self.binary = binary
         self.echo = echo
         self.ports: _Ports | None = None
-        self._child: ChildProcess | None = None
+        super().__init__()
 
     @property
     def s3_endpoint(self) -> str:
         if self._child is None or self.ports is None:
             raise SeaweedError("seaweedfs is not started")
         return f"http://{self.host}:{self.ports.s3}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.running
 
     def _write_identities(self) -> Path:
         identities = {
@@ -302,43 +292,7 @@ class EmbeddedSeaweedFS:
             if exit_code is None or attempt == 2:
                 raise error
 
-    def _cleanup(self) -> None:
+    def _stopped(self) -> None:
         if self.ports is not None:
             for path in self.ports.grpc_sockets():
                 remove_stale_socket(path)
-
-    async def astop(self, timeout_s: float = 10.0) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            await child.astop(timeout_s, signal.SIGTERM)
-            self._cleanup()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            child.stop(timeout_s, signal.SIGTERM)
-            self._cleanup()
-
-    def __enter__(self) -> EmbeddedSeaweedFS:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EmbeddedSeaweedFS:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from types import TracebackType
+from typing import ClassVar, Self, TextIO
 
 import httpx
 
@@ -444,3 +445,75 @@ class Supervisor:
             if isinstance(result, BaseException):
                 log.error("stopping %s failed: %r", proc.name, result)
                 proc.child.signal_group(signal.SIGKILL)
+
+
+class ChildServer:
+    """The lifecycle of infrastructure run as one child process (broker, database, object
+    store): stop, kill, `with` and `async with`. A subclass starts it, setting `_child`,
+    and says how it stops (`stop_signal`) and what a stopped child leaves to tidy."""
+
+    stop_signal: ClassVar[int] = signal.SIGTERM
+    stop_timeout_s: ClassVar[float] = 10.0
+
+    def __init__(self) -> None:
+        self._child: ChildProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.running
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    async def astart(self) -> None:
+        raise NotImplementedError
+
+    def _stopped(self) -> None:
+        """Called once the child is gone after a stop."""
+
+    async def astop(self, timeout_s: float | None = None) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            await child.astop(timeout_s or self.stop_timeout_s, self.stop_signal)
+            self._stopped()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Blocking `astop`."""
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout_s or self.stop_timeout_s, self.stop_signal)
+            self._stopped()
+
+    async def akill(self) -> None:
+        """kill -9: a crash, as far as the server and its clients can tell."""
+        child, self._child = self._child, None
+        if child is not None:
+            await child.akill()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.astart()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.astop()
