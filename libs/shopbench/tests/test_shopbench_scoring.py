@@ -100,9 +100,9 @@ def test_a_tracked_product_left_untagged_is_not_matched() -> None:
     tracks = [track("a", TOP_LEFT, 0, 1000)]
     report = score({"v": truth()}, tracks, [], {})
     assert report.recall == 0.0
-    assert {(m.product_id, m.reason) for m in report.misses} == {
-        ("A", "not_matched"),
-        ("B", "not_tracked"),
+    assert {(m.product_id, m.reason, m.track_ids) for m in report.misses} == {
+        ("A", "not_matched", ("a",)),  # names the track, so its judgement can be shown
+        ("B", "not_tracked", ()),
     }
     assert report.precision == 1.0  # nothing tagged, nothing wrong
 

@@ -66,6 +66,7 @@ class Miss:
     product_id: str
     reason: str  # "not_tracked" | "not_matched" | "matched_other"
     detail: str = ""
+    track_ids: tuple[str, ...] = ()  # the tracks that followed the product
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,10 +259,18 @@ def score(
                 continue
             instead = sorted({t.product_id for t in video_tags if t.track_id in set(followed)})
             if instead:
-                report.misses.append(Miss(video_id, product_id, "matched_other", ",".join(instead)))
+                report.misses.append(
+                    Miss(video_id, product_id, "matched_other", ",".join(instead), tuple(followed))
+                )
             else:
                 report.misses.append(
-                    Miss(video_id, product_id, "not_matched", f"{len(followed)} track(s)")
+                    Miss(
+                        video_id,
+                        product_id,
+                        "not_matched",
+                        f"{len(followed)} track(s)",
+                        tuple(followed),
+                    )
                 )
     return report
 

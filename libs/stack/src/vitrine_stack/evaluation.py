@@ -186,14 +186,28 @@ def _report(
         f"  tracks: {report.tracks} ({report.tracks_on_products} on products);"
         f" misses: {report.summary()['misses']}"
     )
+    judged = {(r.video_id, t["track_id"]): t for r in runs for t in r.tracks}
     for miss in report.misses:
-        say(f"    miss   {miss.video_id} {miss.product_id}: {miss.reason} {miss.detail}")
+        say(
+            f"    miss   {miss.video_id} {miss.product_id}: {miss.reason} {miss.detail}"
+            + "".join(_judged(judged.get((miss.video_id, t)), listed) for t in miss.track_ids)
+        )
     for false in report.false_tags:
         say(
             f"    false  {false.video_id} {false.track_id}: tagged {false.product_id}"
             f" ({false.score:.3f}), shows {false.shows}"
         )
     return report
+
+
+def _judged(track: dict[str, Any] | None, listed: shopbench.ListedCatalog) -> str:
+    """What the catalog made of a track: its best product, score and runner-up's score."""
+    if track is None or track.get("best_product_id") is None:
+        return "; (no product near)"
+    return (
+        f"; best {listed.bench_id(track['best_product_id'])} {track['best_score']:.3f}"
+        f" (runner-up {track['runner_up_score'] or 0.0:.3f})"
+    )
 
 
 def _calibrate(
