@@ -37,6 +37,7 @@ _LUMA_FIRST = frozenset(
 )
 _SIGNATURE_ROWS = 36  # about 36 x 64 for a 16:9 frame
 _BLOCK = 3  # each signature cell averages BLOCK x BLOCK pixels spread over its area
+_SIGNATURE_SCALE = np.float32(1.0 / (255 * _BLOCK * _BLOCK))
 _PROBE_OPTIONS = {"probesize": str(8 * 1024 * 1024), "analyzeduration": str(5_000_000)}
 
 
@@ -80,7 +81,8 @@ class _Frame:
         # mostly cancel out, so only real change registers.
         rows, cols = (sub.shape[0] // _BLOCK) * _BLOCK, (sub.shape[1] // _BLOCK) * _BLOCK
         blocks = sub[:rows, :cols].reshape(rows // _BLOCK, _BLOCK, cols // _BLOCK, _BLOCK)
-        signature: Signature = blocks.mean(axis=(1, 3), dtype=np.float32) / np.float32(255.0)
+        sums = blocks.sum(axis=(1, 3), dtype=np.uint32)  # integer sums: cheaper than mean
+        signature: Signature = sums.astype(np.float32) * _SIGNATURE_SCALE
         return signature
 
     def image(self) -> Image:
