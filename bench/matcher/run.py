@@ -39,6 +39,7 @@ from PIL import Image
 
 from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.adapters.vector_index import IndexTuning, QdrantEdgeIndex, VectorPoint
+from vitrine_catalog.app import load_embedder
 from vitrine_catalog.settings import CatalogSettings
 from vitrine_stack.samples import video_crops
 
@@ -165,6 +166,12 @@ def query_vectors(
     return _jitter(base, VIEW_JITTER, rng), own
 
 
+def _projected(x: Vectors, project: Callable[[Vectors], Vectors] | None) -> Vectors:
+    if project is None:
+        return x
+    return np.concatenate([project(x[i : i + 10_000]) for i in range(0, len(x), 10_000)])
+
+
 def exact_top(queries: Vectors, catalog: Vectors, k: int) -> npt.NDArray[np.int64]:
     top = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), 100):
@@ -239,12 +246,7 @@ async def main() -> None:
         f" load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine:"
         " other work skews figures)"
     )
-    embedder = ImageEmbedder.load(
-        threads=settings.embed_threads,
-        backend=settings.embed_backend,
-        precision=settings.embed_precision,
-        cache_dir=settings.embed_cache_dir,
-    )
+    embedder = load_embedder(settings)  # as the service runs it, matcher head included
     say(
         f"embedder: backend={settings.embed_backend} precision={embedder.precision}"
         f" model_version={embedder.model_version}"
@@ -274,7 +276,9 @@ async def main() -> None:
                 f" {rate:7.1f} crops/s  (using {cores:.2f} of {os.cpu_count()} cores)"
             )
         if not args.skip_baseline:
-            baseline = ImageEmbedder.load(threads=settings.embed_threads, backend="torch")
+            baseline = ImageEmbedder.load(
+                threads=settings.embed_threads, backend="torch", head=embedder.head
+            )
             rate, cores = embedding_rate(baseline, crops, 8, args.seconds)
             rates["torch@8"] = rate
             say(
@@ -316,13 +320,18 @@ async def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         cache.mkdir(parents=True)
         views = real_views(photos, per_photo=12, seed=args.seed)
-        anchors = np.concatenate(
-            [embedder.embed(views[i : i + 32]) for i in range(0, len(views), 32)]
-        )
+        # With a matcher head the synthetic products grow in the space it projects from
+        # (pooled features and colour, both non-negative), then go through the head.
+        features = embedder.features if embedder.head is not None else embedder.embed
+        anchors = np.concatenate([features(views[i : i + 32]) for i in range(0, len(views), 32)])
         np.save(cache / "anchors.npy", anchors)
     anchors = np.load(cache / "anchors.npy")
-    catalog = catalog_vectors(anchors, args.products, args.seed)
-    queries, own = query_vectors(anchors, catalog, args.queries, args.seed)
+    project = embedder.head.project if embedder.head is not None else None
+    catalog_features = catalog_vectors(anchors, args.products, args.seed)
+    query_features, own = query_vectors(anchors, catalog_features, args.queries, args.seed)
+    catalog, queries = _projected(catalog_features, project), _projected(query_features, project)
+    anchors = _projected(anchors, project)
+    del catalog_features, query_features
 
     # How the synthetic vectors compare with real ones.
     studio = embedder.embed([Image.fromarray(a).convert("RGB") for a in list(photos.values())[:8]])

@@ -20,6 +20,19 @@ from vitrine_schemas.events import ProductMatched, ProductUpserted
 log = get_logger(__name__)
 
 
+def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
+    """The embedder the settings describe, matcher head included (blocking: the first
+    start on a machine converts the network to OpenVINO)."""
+    head = None if settings.embed_head == "none" else MatcherHead.load(settings.embed_head)
+    return ImageEmbedder.load(
+        threads=settings.embed_threads,
+        backend=settings.embed_backend,
+        precision=settings.embed_precision,
+        cache_dir=settings.embed_cache_dir,
+        head=head,
+    )
+
+
 def build_runtime(settings: CatalogSettings) -> ServiceRuntime:
     return ServiceRuntime(
         settings,
@@ -44,15 +57,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     async def open_catalog(rt: ServiceRuntime) -> None:
         # The first start on a machine converts the network to OpenVINO (10-30 s): off the
         # event loop, so /healthz keeps answering meanwhile.
-        head = None if settings.embed_head == "none" else MatcherHead.load(settings.embed_head)
-        embedder = await asyncio.to_thread(
-            ImageEmbedder.load,
-            threads=settings.embed_threads,
-            backend=settings.embed_backend,
-            precision=settings.embed_precision,
-            cache_dir=settings.embed_cache_dir,
-            head=head,
-        )
+        embedder = await asyncio.to_thread(load_embedder, settings)
         log.info("embedder_loaded", model=embedder.model_version, dimension=embedder.dimension)
         tuning = IndexTuning(
             hnsw_m=settings.qdrant_hnsw_m,

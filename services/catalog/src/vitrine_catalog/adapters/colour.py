@@ -9,7 +9,7 @@ neighbouring bins (so a small lighting shift moves weight smoothly instead of fl
 bin). The square root of the normalised histogram is a unit vector whose dot product
 with another is the Bhattacharyya coefficient of the two colour distributions.
 
-Pure numpy, computed on the same 224 px batch the network sees, ~0.2 ms an image.
+Pure numpy, computed on the same 224 px batch the network sees, ~0.5 ms an image.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ def _centre_weights(side: int) -> npt.NDArray[np.float32]:
 
 
 _WEIGHTS = _centre_weights(_SIDE)
+_BINS = np.array([LIGHTNESS_BINS, CHROMA_BINS, CHROMA_BINS])
+_LAB_LOW = np.array([0.0, -CHROMA_RANGE, -CHROMA_RANGE], np.float32)
+_LAB_TO_BINS = np.array(
+    [LIGHTNESS_BINS / 100.0, CHROMA_BINS / (2 * CHROMA_RANGE), CHROMA_BINS / (2 * CHROMA_RANGE)],
+    np.float32,
+)
 
 
 def describe(batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -60,28 +66,33 @@ def describe(batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     if side % _SIDE or batch.shape[2] != side:
         raise ValueError(f"colour descriptors need square images of a multiple of {_SIDE} px")
     k = side // _SIDE
-    small = batch.reshape(n, _SIDE, k, _SIDE, k, 3).mean(axis=(2, 4), dtype=np.float32) / 255.0
+    # Block means in two integer passes (rows, then columns): a single mean over both
+    # strided axes costs four times as much.
+    rows_summed = batch.reshape(n, _SIDE, k, side * 3).sum(axis=2, dtype=np.uint16)
+    summed = rows_summed.reshape(n, _SIDE, _SIDE, k, 3).sum(axis=3, dtype=np.uint16)
+    small = summed.astype(np.float32) * np.float32(1.0 / (k * k * 255.0))
     lab = to_lab(small).reshape(n, -1, 3)
     # Continuous bin coordinates, centred so that bin i covers [i, i + 1).
-    coords = np.stack(
-        [
-            lab[..., 0] / 100.0 * LIGHTNESS_BINS,
-            (lab[..., 1] + CHROMA_RANGE) / (2 * CHROMA_RANGE) * CHROMA_BINS,
-            (lab[..., 2] + CHROMA_RANGE) / (2 * CHROMA_RANGE) * CHROMA_BINS,
-        ],
-        axis=-1,
+    coords = (lab - _LAB_LOW) * _LAB_TO_BINS
+    coords = np.clip(coords, 0.0, _BINS - 1e-3) - 0.5
+    floor = np.floor(coords)
+    frac = (coords - floor).astype(np.float32)
+    low = floor.astype(np.intp)
+    # Trilinear: every pixel shares its weight among the 8 bins around it (an end bin
+    # takes the share of the bin beyond it).
+    index = (np.clip(low, 0, _BINS - 1), np.clip(low + 1, 0, _BINS - 1))
+    weight = (1.0 - frac, frac)
+    image = np.repeat(np.arange(n) * DIMENSION, lab.shape[1])
+    flats, shares = [], []
+    for corner in range(8):
+        pick = ((corner >> 2) & 1, (corner >> 1) & 1, corner & 1)
+        li, ai, bi = (index[pick[axis]][..., axis] for axis in range(3))
+        flats.append(image + ((li * CHROMA_BINS + ai) * CHROMA_BINS + bi).reshape(-1))
+        share = weight[pick[0]][..., 0] * weight[pick[1]][..., 1] * weight[pick[2]][..., 2]
+        shares.append((share * _WEIGHTS).reshape(-1))
+    counts = np.bincount(
+        np.concatenate(flats), weights=np.concatenate(shares), minlength=n * DIMENSION
     )
-    sizes = np.array([LIGHTNESS_BINS, CHROMA_BINS, CHROMA_BINS])
-    coords = np.clip(coords, 0.0, sizes - 1e-3) - 0.5
-    low = np.floor(coords).astype(np.int64)
-    frac = (coords - low).astype(np.float32)
-    hist = np.zeros((n, DIMENSION), np.float32)
-    rows = np.repeat(np.arange(n), lab.shape[1])
-    for corner in range(8):  # trilinear: every pixel shares its weight among 8 bins
-        offset = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])
-        index = np.clip(low + offset, 0, sizes - 1)
-        share = np.prod(np.where(offset == 1, frac, 1.0 - frac), axis=-1) * _WEIGHTS
-        flat = (index[..., 0] * CHROMA_BINS + index[..., 1]) * CHROMA_BINS + index[..., 2]
-        np.add.at(hist, (rows, flat.reshape(-1)), share.reshape(-1))
+    hist = counts.reshape(n, DIMENSION).astype(np.float32)
     hist /= hist.sum(axis=1, keepdims=True)
     return np.sqrt(hist, dtype=np.float32)
