@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,13 +16,12 @@ from vitrine_commission.adapters import repository
 from vitrine_commission.app import MIGRATIONS, build_runtime
 from vitrine_commission.domain import AccountKind, OwnerType
 from vitrine_commission.settings import CommissionSettings
-from vitrine_runtime.consumer import IncomingMessage, Outcome, PermanentError
+from vitrine_runtime.consumer import Outcome, PermanentError
 from vitrine_runtime.db import Database
-from vitrine_schemas.envelope import Envelope, Event
+from vitrine_runtime.testing import message_of
+from vitrine_schemas.envelope import Envelope
 from vitrine_schemas.events import AttributionSource, OrderPlaced, ShopKind
 from vitrine_schemas.money import Money
-
-E = TypeVar("E", bound=Event)
 
 
 async def _balances(conn: asyncpg.Connection) -> dict[tuple[str, str, str, str], int]:
@@ -168,17 +167,6 @@ async def test_an_impossible_split_is_rejected(ledger_db: Database) -> None:
 # --- through the runtime's consumer: inbox and dead letters, without Kafka ---------------
 
 
-def _message(envelope: Envelope[E], offset: int) -> IncomingMessage:
-    return IncomingMessage(
-        topic=envelope.data.topic,
-        partition=0,
-        offset=offset,
-        key=envelope.partition_key.encode(),
-        value=envelope.to_bytes(),
-        headers={k: v.encode() for k, v in envelope.headers().items()},
-    )
-
-
 async def test_the_service_consumer_dedups_and_dead_letters(ledger_db: Database) -> None:
     runtime = build_runtime(CommissionSettings(consumer_retry_backoff_s=0.01))
     assert runtime.consumer.event_types == ["order.placed", "order.refunded"]
@@ -190,10 +178,10 @@ async def test_the_service_consumer_dedups_and_dead_letters(ledger_db: Database)
     runtime.consumer.bind(ledger_db, publish)
     order: OrderPlaced = order_placed()
     placed = wrap(order)
-    assert await runtime.consumer.handle(_message(placed, 0)) is Outcome.HANDLED
-    assert await runtime.consumer.handle(_message(placed, 1)) is Outcome.DUPLICATE
+    assert await runtime.consumer.handle(message_of(placed, 0)) is Outcome.HANDLED
+    assert await runtime.consumer.handle(message_of(placed, 1)) is Outcome.DUPLICATE
     orphan = wrap(order_refunded(order_placed("o-orphan"), "r1", 5, 5))
-    assert await runtime.consumer.handle(_message(orphan, 2)) is Outcome.DEAD_LETTERED
+    assert await runtime.consumer.handle(message_of(orphan, 2)) is Outcome.DEAD_LETTERED
     [(topic, headers)] = dead
     assert topic == "dlq.commission"
     assert headers["dlq-reason"] == "rejected"
@@ -226,7 +214,7 @@ async def test_a_batch_books_the_same_ledger_as_one_event_at_a_time(
             dead.append(h["dlq-reason"])
 
         runtime.consumer.bind(database, publish)
-        messages = [_message(e, n) for n, e in enumerate(events)]
+        messages = [message_of(e, n) for n, e in enumerate(events)]
         if batch_size == 1:
             outcomes = [await runtime.consumer.handle(m) for m in messages]
         else:

@@ -30,9 +30,10 @@ from vitrine_detector.domain.tracking import Detection
 from vitrine_detector.handlers import register
 from vitrine_detector.settings import DetectorSettings
 from vitrine_runtime import tracing
-from vitrine_runtime.consumer import EventConsumer, IncomingMessage, Outcome
+from vitrine_runtime.consumer import EventConsumer, Outcome
 from vitrine_runtime.db import Database
 from vitrine_runtime.media import LocalMediaStore
+from vitrine_runtime.testing import message_of
 from vitrine_schemas.envelope import Envelope, Event
 from vitrine_schemas.events import VideoConsentChanged, VideoUploaded
 
@@ -220,16 +221,7 @@ class Harness:
                 item, producer="test", correlation_id=tracing.current_correlation_id()
             )
         )
-        return await self.consumer.handle(
-            IncomingMessage(
-                topic=envelope.data.topic,
-                partition=0,
-                offset=0,
-                key=envelope.partition_key.encode(),
-                value=envelope.to_bytes(),
-                headers={k: v.encode() for k, v in envelope.headers().items()},
-            )
-        )
+        return await self.consumer.handle(message_of(envelope))
 
     async def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         """Payloads written to the outbox, in order."""

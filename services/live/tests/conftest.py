@@ -8,15 +8,15 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from live_helpers import Deliver, api_client, envelope_of, message_of, product_event
+from live_helpers import Deliver, api_client, envelope_of, product_event
 
 from vitrine_live.app import MIGRATIONS
 from vitrine_live.handlers import register_handlers
 from vitrine_live.settings import LiveSettings
 from vitrine_live.usecases import LiveDeps
-from vitrine_runtime.consumer import EventConsumer, Outcome
+from vitrine_runtime.consumer import EventConsumer
 from vitrine_runtime.db import Database
-from vitrine_schemas.envelope import Envelope, Event
+from vitrine_runtime.testing import DeadLetter, deliverer, recording_consumer
 from vitrine_schemas.events import ProductUpserted
 
 
@@ -39,30 +39,19 @@ async def client(deps: LiveDeps) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def dead_letters() -> list[tuple[str, dict[str, str]]]:
+def dead_letters() -> list[DeadLetter]:
     return []
 
 
 @pytest.fixture
-def consumer(db: Database, dead_letters: list[tuple[str, dict[str, str]]]) -> EventConsumer:
-    async def publish(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
-        dead_letters.append((topic, headers))
-
-    consumer = EventConsumer("live", max_attempts=1, retry_backoff_s=0.001)
-    register_handlers(consumer)
-    consumer.bind(db, publish)
-    return consumer
+def consumer(db: Database, dead_letters: list[DeadLetter]) -> EventConsumer:
+    return recording_consumer("live", register_handlers, db, dead_letters)
 
 
 @pytest.fixture
 def deliver(consumer: EventConsumer) -> Deliver:
     """Feed one event (or a given envelope, to redeliver it) through the consumer."""
-
-    async def deliver(item: Event | Envelope[Any]) -> Outcome:
-        envelope = item if isinstance(item, Envelope) else envelope_of(item)
-        return await consumer.handle(message_of(envelope))
-
-    return deliver
+    return deliverer(consumer)
 
 
 @pytest.fixture
