@@ -5,8 +5,10 @@ their own processes, as in `make up`):
 
 1. Ledger: N `order.placed` events are produced to `orders` first. The raw consume rate
    of that topic with aiokafka and no processing is measured, then commission starts
-   and the rate at which it posts them to the ledger (transactions committed, counted in
-   PostgreSQL) is measured from its first posting to its last. Ratio = posting / raw.
+   (`--commission-replicas`, 2 by default: processes of one consumer group sharing the
+   topic's 4 partitions, as a Deployment's pods do) and the rate at which it posts them
+   to the ledger (transactions committed, counted in PostgreSQL) is measured from its
+   first posting to its last. Ratio = posting / raw.
 2. End to end: M orders through checkout's HTTP API from C concurrent keep-alive
    connections; each order's latency runs from the start of its POST to the
    `commission.accrued` event of its posting on the `commissions` topic (the broker
@@ -181,7 +183,10 @@ async def ledger_rate(platform: EmbeddedPlatform, count: int) -> tuple[float, fl
     conn = await asyncpg.connect(platform.database_url)
     try:
         started = time.perf_counter()
-        start = asyncio.create_task(platform.start_service("commission"))
+        # Every replica at once, as a Deployment's pods start; they share the group.
+        start = asyncio.gather(
+            *(platform.start_service(name) for name in platform.replica_names("commission"))
+        )
         first_at, first_count = 0.0, 0
         while True:
             try:
@@ -405,10 +410,12 @@ async def measure(args: argparse.Namespace, data: Path) -> int:
         fresh=True,
         use_env=False,
         broker_storage="memory",
+        replicas={"commission": args.commission_replicas},
     )
     async with platform:
         # Commission starts later, on a pre-filled topic; its schema exists already.
-        await platform.stop_service("commission")
+        for name in platform.replica_names("commission"):
+            await platform.stop_service(name)
         t0 = time.perf_counter()
         await prefill(platform.bootstrap_servers, args.events)
         print(
@@ -421,7 +428,8 @@ async def measure(args: argparse.Namespace, data: Path) -> int:
             ledger, ledger_s, ledger_wall = await ledger_rate(platform, args.events)
         ratio = ledger / raw_rate
         print(
-            f"ledger ({args.events} order.placed events pre-filled on `orders`):\n"
+            f"ledger ({args.events} order.placed events pre-filled on `orders`,"
+            f" {args.commission_replicas} commission replica(s)):\n"
             f"  raw consume, aiokafka, no processing:  {raw_rate:>9,.0f} events/s"
             f"  ({raw_wall:.1f} s with the group join)\n"
             f"  commission posting to the ledger:      {ledger:>9,.0f} events/s"
@@ -460,6 +468,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured orders first")
     parser.add_argument("--products", type=int, default=500, help="catalog the orders buy from")
+    parser.add_argument(
+        "--commission-replicas",
+        type=int,
+        default=2,
+        help="commission processes in one consumer group (`orders` has 4 partitions)",
+    )
     parser.add_argument("--data-dir", help="default: a new temporary directory")
     return asyncio.run(run(parser.parse_args(argv)))
 
