@@ -75,7 +75,8 @@ async def test_a_bulk_insert_with_one_unbalanced_transaction_is_rejected(
     ledger_db: Database,
 ) -> None:
     good, bad = uuid.uuid4(), uuid.uuid4()
-    with pytest.raises(asyncpg.CheckViolationError, match=f"{bad} does not balance"):
+
+    async def post_both() -> None:
         async with ledger_db.transaction() as conn:
             cash, seller = await _open_accounts(conn)
             await _insert_transaction(conn, good, "o-good")
@@ -88,6 +89,9 @@ async def test_a_bulk_insert_with_one_unbalanced_transaction_is_rejected(
                 [100, -100, 100, -98],
                 ["EUR"] * 4,
             )
+
+    with pytest.raises(asyncpg.CheckViolationError, match=f"{bad} does not balance"):
+        await post_both()
     async with ledger_db.transaction() as conn:
         assert await conn.fetchval("SELECT count(*) FROM entries") == 0
 
