@@ -5,8 +5,10 @@ their own processes, as in `make up`):
 
 1. Ledger: N `order.placed` events are produced to `orders` first. The raw consume rate
    of that topic with aiokafka and no processing is measured, then commission starts
-   and the rate at which it posts them to the ledger (transactions committed, counted in
-   PostgreSQL) is measured from its first posting to its last. Ratio = posting / raw.
+   (`--commission-replicas`, 2 by default: processes of one consumer group sharing the
+   topic's 4 partitions, as a Deployment's pods do) and the rate at which it posts them
+   to the ledger (transactions committed, counted in PostgreSQL) is measured from its
+   first posting to its last. Ratio = posting / raw.
 2. End to end: M orders through checkout's HTTP API from C concurrent keep-alive
    connections; each order's latency runs from the start of its POST to the
    `commission.accrued` event of its posting on the `commissions` topic (the broker
@@ -87,12 +89,19 @@ class CpuMeter:
         return self
 
     def __exit__(self, *_: object) -> None:
-        end = self.sample()
-        self.used = {k: end[k] - self.start.get(k, 0.0) for k in end}
+        self.used = _since(self.start, self.sample())
 
     def per(self, count: int) -> str:
-        parts = [f"{k} {v / count * 1e6:.0f}" for k, v in sorted(self.used.items()) if v > 0.01]
-        return ", ".join(parts) + " CPU-µs each"
+        return _per(self.used, count)
+
+
+def _per(used: dict[str, float], count: int) -> str:
+    parts = [f"{k} {v / count * 1e6:.0f}" for k, v in sorted(used.items()) if v > 0.01]
+    return ", ".join(parts) + " CPU-µs each"
+
+
+def _since(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    return {k: end[k] - start.get(k, 0.0) for k in end}
 
 
 def order_event(n: int) -> Envelope[OrderPlaced]:
@@ -175,14 +184,21 @@ async def raw_consume(bootstrap: str, count: int) -> tuple[float, float]:
     return (count - 0) / max(last - first, 1e-9), last - started
 
 
-async def ledger_rate(platform: EmbeddedPlatform, count: int) -> tuple[float, float, float]:
+async def ledger_rate(
+    platform: EmbeddedPlatform, count: int, meter: CpuMeter
+) -> tuple[float, float, float, str]:
     """Start commission on the pre-filled topic; (events/s first to last posting, seconds
-    from the first posting, seconds from process start)."""
+    from the first posting, seconds from process start, CPU per event first to last
+    posting: without the processes' start-up)."""
     conn = await asyncpg.connect(platform.database_url)
     try:
         started = time.perf_counter()
-        start = asyncio.create_task(platform.start_service("commission"))
+        # Every replica at once, as a Deployment's pods start; they share the group.
+        start = asyncio.gather(
+            *(platform.start_service(name) for name in platform.replica_names("commission"))
+        )
         first_at, first_count = 0.0, 0
+        cpu_at_first: dict[str, float] = {}
         while True:
             try:
                 posted = await conn.fetchval(
@@ -193,6 +209,7 @@ async def ledger_rate(platform: EmbeddedPlatform, count: int) -> tuple[float, fl
             now = time.perf_counter()
             if posted and not first_at:
                 first_at, first_count = now, posted
+                cpu_at_first = meter.sample()
             if posted >= count:
                 break
             if now - started > 600:
@@ -201,8 +218,9 @@ async def ledger_rate(platform: EmbeddedPlatform, count: int) -> tuple[float, fl
         await start
     finally:
         await conn.close()
+    steady = _per(_since(cpu_at_first, meter.sample()), max(count - first_count, 1))
     rate = (count - first_count) / max(now - first_at, 1e-9)
-    return rate, now - first_at, now - started
+    return rate, now - first_at, now - started, steady
 
 
 # --- end to end --------------------------------------------------------------------------
@@ -405,10 +423,12 @@ async def measure(args: argparse.Namespace, data: Path) -> int:
         fresh=True,
         use_env=False,
         broker_storage="memory",
+        replicas={"commission": args.commission_replicas},
     )
     async with platform:
         # Commission starts later, on a pre-filled topic; its schema exists already.
-        await platform.stop_service("commission")
+        for name in platform.replica_names("commission"):
+            await platform.stop_service(name)
         t0 = time.perf_counter()
         await prefill(platform.bootstrap_servers, args.events)
         print(
@@ -418,10 +438,13 @@ async def measure(args: argparse.Namespace, data: Path) -> int:
         )
         raw_rate, raw_wall = await raw_consume(platform.bootstrap_servers, args.events)
         with CpuMeter(platform) as ledger_cpu:
-            ledger, ledger_s, ledger_wall = await ledger_rate(platform, args.events)
+            ledger, ledger_s, ledger_wall, steady = await ledger_rate(
+                platform, args.events, ledger_cpu
+            )
         ratio = ledger / raw_rate
         print(
-            f"ledger ({args.events} order.placed events pre-filled on `orders`):\n"
+            f"ledger ({args.events} order.placed events pre-filled on `orders`,"
+            f" {args.commission_replicas} commission replica(s)):\n"
             f"  raw consume, aiokafka, no processing:  {raw_rate:>9,.0f} events/s"
             f"  ({raw_wall:.1f} s with the group join)\n"
             f"  commission posting to the ledger:      {ledger:>9,.0f} events/s"
@@ -429,7 +452,8 @@ async def measure(args: argparse.Namespace, data: Path) -> int:
             f" start)   [{_verdict(ledger >= TARGET_LEDGER_EPS)}: >= {TARGET_LEDGER_EPS:,}]\n"
             f"  ratio posting / raw consume:           {ratio:>9.3f}"
             f"   [{_verdict(ratio >= TARGET_RATIO)}: >= {TARGET_RATIO}]\n"
-            f"  cpu per event: {ledger_cpu.per(args.events)}",
+            f"  cpu per event: {ledger_cpu.per(args.events)} (with start-up)\n"
+            f"  cpu per event while posting: {steady}",
             flush=True,
         )
         with CpuMeter(platform) as e2e_cpu:
@@ -460,6 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured orders first")
     parser.add_argument("--products", type=int, default=500, help="catalog the orders buy from")
+    parser.add_argument(
+        "--commission-replicas",
+        type=int,
+        default=2,
+        help="commission processes in one consumer group (`orders` has 4 partitions)",
+    )
     parser.add_argument("--data-dir", help="default: a new temporary directory")
     return asyncio.run(run(parser.parse_args(argv)))
 

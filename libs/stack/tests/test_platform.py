@@ -135,6 +135,29 @@ async def test_external_infrastructure_is_used_not_started(tmp_path: Path) -> No
             assert len(platform.topics_created) == len(TOPICS)
 
 
+def test_replicas_share_the_service_name_with_their_own_port_and_client_id(
+    tmp_path: Path,
+) -> None:
+    platform = EmbeddedPlatform(
+        tmp_path / "data",
+        services=["checkout", "commission"],
+        use_env=False,
+        bootstrap_servers="127.0.0.1:1",
+        database_url="postgresql://x@127.0.0.1:1/x",
+        replicas={"commission": 3},
+    )
+    specs = {spec.name: spec for spec in platform._service_specs()}
+    assert sorted(specs) == ["checkout", "commission", "commission-2", "commission-3"]
+    assert platform.replica_names("commission") == ["commission", "commission-2", "commission-3"]
+    assert platform.replica_names("checkout") == ["checkout"]
+    for name in platform.replica_names("commission"):
+        assert specs[name].env["SERVICE_NAME"] == "commission"  # one consumer group
+        assert specs[name].argv[-1] == "vitrine_commission"
+    assert specs["commission-2"].env["KAFKA_CLIENT_ID_SUFFIX"] == "-2"
+    assert "KAFKA_CLIENT_ID_SUFFIX" not in specs["commission"].env
+    assert len({spec.port for spec in specs.values()}) == 4
+
+
 def test_fresh_wipes_only_vitrine_data_dirs(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -71,6 +71,70 @@ async def test_a_balanced_transaction_inserted_row_by_row_commits(ledger_db: Dat
         assert [r.sum_minor for r in await repository.trial_balance(conn)] == [0]
 
 
+async def test_a_bulk_insert_with_one_unbalanced_transaction_is_rejected(
+    ledger_db: Database,
+) -> None:
+    good, bad = uuid.uuid4(), uuid.uuid4()
+
+    async def post_both() -> None:
+        async with ledger_db.transaction() as conn:
+            cash, seller = await _open_accounts(conn)
+            await _insert_transaction(conn, good, "o-good")
+            await _insert_transaction(conn, bad, "o-bad")
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+                " SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[])",
+                [good, good, bad, bad],
+                [cash, seller, cash, seller],
+                [100, -100, 100, -98],
+                ["EUR"] * 4,
+            )
+
+    with pytest.raises(asyncpg.CheckViolationError, match=f"{bad} does not balance"):
+        await post_both()
+    async with ledger_db.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 0
+
+
+async def test_an_entry_added_later_to_a_committed_transaction_is_checked(
+    ledger_db: Database,
+) -> None:
+    tx_id = uuid.uuid4()
+    insert = (
+        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+        " VALUES ($1, $2, $3, 'EUR')"
+    )
+    async with ledger_db.transaction() as conn:
+        cash, seller = await _open_accounts(conn)
+        await _insert_transaction(conn, tx_id, "o-later")
+        await conn.execute(insert, tx_id, cash, 100)
+        await conn.execute(insert, tx_id, seller, -100)
+    with pytest.raises(asyncpg.CheckViolationError, match="does not balance: 5 EUR off"):
+        async with ledger_db.transaction() as conn:
+            await conn.execute(insert, tx_id, cash, 5)
+    async with ledger_db.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 2
+        # Nothing stays parked for the commit-time check once transactions end.
+        assert await conn.fetchval("SELECT count(*) FROM ledger_unbalanced") == 0
+
+
+async def test_set_constraints_immediate_checks_a_parked_transaction_now(
+    ledger_db: Database,
+) -> None:
+    tx_id = uuid.uuid4()
+    async with ledger_db.transaction() as conn:
+        cash, _ = await _open_accounts(conn)
+        await _insert_transaction(conn, tx_id, "o-now")
+        await conn.execute(
+            "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+            " VALUES ($1, $2, 100, 'EUR')",
+            tx_id,
+            cash,
+        )
+        with pytest.raises(asyncpg.CheckViolationError, match="does not balance: 100 EUR off"):
+            await conn.execute("SET CONSTRAINTS entries_balanced IMMEDIATE")
+
+
 async def test_entries_and_transactions_cannot_be_changed(ledger_db: Database) -> None:
     booked, sale = book_sale(order_placed(), POLICY)
     async with ledger_db.transaction() as conn:

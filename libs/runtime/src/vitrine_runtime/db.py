@@ -7,6 +7,7 @@ runtime's own tables (outbox, inbox) are migrated first, under the same schema.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,7 +42,10 @@ class Database:
         # Create the schema before the pool pins search_path to it.
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # IF NOT EXISTS does not hold against a concurrent CREATE: replicas starting
+            # at the same moment race here, and the loser sees the winner's schema.
+            with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateSchemaError):
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         finally:
             await conn.close()
         pool = await asyncpg.create_pool(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Union
 from urllib.parse import quote
 
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -67,6 +69,7 @@ class ServiceRuntime:
             batch_size=consumer_batch_size,
         )
         self._db: Database | None = None
+        self._relay_producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self._lag: ConsumerLagMonitor | None = None
         self._on_start: list[Hook] = []
@@ -102,6 +105,16 @@ class ServiceRuntime:
         self.consumer.bind(self._db, self._publish_confirmed)
         self.consumer.attach(self.broker)
         await self.broker.start()
+        # The relay sends through its own aiokafka producer: FastStream's publish path
+        # (a command object, middlewares, an id per message) cost more Python per event
+        # than the send itself, and the relay only forwards bytes that are ready.
+        self._relay_producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            acks="all",
+            linger_ms=5,
+            client_id=f"vitrine-{self.name}-relay{self.settings.kafka_client_id_suffix}",
+        )
+        await self._relay_producer.start()
         self.relay = OutboxRelay(
             self._db,
             self._publish,
@@ -119,6 +132,7 @@ class ServiceRuntime:
             )
             await self._lag.start()
         self._started = True
+        _settle_garbage_collector()
         log.info("service_started", consumes=self.consumer.event_types)
 
     async def stop(self) -> None:
@@ -128,6 +142,9 @@ class ServiceRuntime:
                 await self._lag.stop()
         if self.relay:
             await self.relay.stop()
+        if self._relay_producer is not None:
+            with contextlib.suppress(Exception):
+                await self._relay_producer.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         for hook in reversed(self._on_stop):
@@ -160,7 +177,11 @@ class ServiceRuntime:
     async def _publish(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> Awaitable[object]:
-        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+        assert self._relay_producer is not None, "the relay publishes only once started"
+        sent: Awaitable[object] = await self._relay_producer.send(
+            topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+        )
+        return sent
 
     async def _publish_confirmed(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
@@ -244,3 +265,11 @@ class ServiceRuntime:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
+
+
+def _settle_garbage_collector() -> None:
+    """Freeze what start-up allocated (modules, models, pools): it lives as long as the
+    process, and the collector's full passes no longer walk it. In `make bench-ledger`
+    the collector took a quarter of commission's CPU before, an eighth after."""
+    gc.collect()
+    gc.freeze()

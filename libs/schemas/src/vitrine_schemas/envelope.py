@@ -84,7 +84,9 @@ class Envelope(EnvelopeMetadata, Generic[EventT]):
         occurred_at: datetime | None = None,
     ) -> Envelope[EventT]:
         """Put a payload into an envelope; a new flow gets a fresh correlation id."""
-        typed: Any = Envelope[type(data)]  # type: ignore[misc]
+        typed: Any = _TYPED.get(type(data))
+        if typed is None:  # pydantic's own parametrisation cache costs more per call
+            typed = _TYPED[type(data)] = Envelope[type(data)]  # type: ignore[misc]
         return cast(
             "Envelope[EventT]",
             typed(
@@ -101,6 +103,9 @@ class Envelope(EnvelopeMetadata, Generic[EventT]):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+_TYPED: dict[type[Event], Any] = {}
 
 
 class RawEnvelope(EnvelopeMetadata):

@@ -59,6 +59,7 @@ class EmbeddedPlatform:
         use_env: bool = True,
         extra_env: Mapping[str, str] | None = None,
         service_env: Mapping[str, Mapping[str, str]] | None = None,
+        replicas: Mapping[str, int] | None = None,
         log_level: str | None = None,
         log_format: str | None = None,
         create_topics: bool = True,
@@ -80,6 +81,10 @@ class EmbeddedPlatform:
         self._external_database = database_url or env.get("DATABASE_URL") or None
         self.extra_env = dict(extra_env or {})
         self.service_env = {name: dict(v) for name, v in (service_env or {}).items()}
+        # Processes per service (default 1), as pods of one Deployment: replica i > 1 runs
+        # as `<name>-<i>` with the same SERVICE_NAME (so the same consumer group and
+        # schema), its own port and its own Kafka client id suffix.
+        self.replicas = {name: max(1, n) for name, n in (replicas or {}).items()}
         self.log_level = log_level or os.environ.get("LOG_LEVEL", "INFO")
         self.log_format = log_format or os.environ.get("LOG_FORMAT", "json")
         self.create_topics = create_topics
@@ -161,7 +166,18 @@ class EmbeddedPlatform:
             path.mkdir(parents=True, exist_ok=True)
         marker.touch()
 
-    def _service_spec(self, name: str) -> ServiceSpec:
+    def replica_names(self, name: str) -> list[str]:
+        """The process names of a service's replicas: `name`, `name-2`, ..."""
+        return [name] + [f"{name}-{i}" for i in range(2, self.replicas.get(name, 1) + 1)]
+
+    def _service_specs(self) -> list[ServiceSpec]:
+        return [
+            self._service_spec(name, replica)
+            for name in self.service_names
+            for replica in range(1, self.replicas.get(name, 1) + 1)
+        ]
+
+    def _service_spec(self, name: str, replica: int = 1) -> ServiceSpec:
         port = free_port()
         env = dict(os.environ)
         env.update(
@@ -175,10 +191,12 @@ class EmbeddedPlatform:
             LOG_FORMAT=self.log_format,
             PYTHONUNBUFFERED="1",  # log lines reach the log file as they happen
         )
+        if replica > 1:
+            env["KAFKA_CLIENT_ID_SUFFIX"] = f"-{replica}"
         env.update(self.extra_env)
         env.update(self.service_env.get(name, {}))
         return ServiceSpec(
-            name=name,
+            name=name if replica == 1 else f"{name}-{replica}",
             argv=[self.python, "-m", f"vitrine_{name}"],
             env=env,
             port=port,
@@ -275,7 +293,7 @@ class EmbeddedPlatform:
                 self.topics_created = await ensure_topics(self.bootstrap_servers, TOPICS)
                 self.timings["topics_s"] = time.monotonic() - t0
             t0 = time.monotonic()
-            await self.supervisor.start_many(self._service_spec(n) for n in self.service_names)
+            await self.supervisor.start_many(self._service_specs())
             self.timings["services_s"] = time.monotonic() - t0
         except BaseException:
             try:
