@@ -329,3 +329,38 @@ async def test_every_judged_track_keeps_the_best_guess_and_its_lead(harness: Har
     assert wall_row["tagged_product_id"] is None
     assert wall_row["best_product_id"] in {cup.product_id, saucer.product_id}
     assert wall_row["best_score"] < harness.catalog.settings.match_score_threshold
+
+
+async def test_every_candidate_is_scored_on_every_crop_not_only_where_it_was_a_hit(
+    harness: Harness,
+) -> None:
+    """With one image hit per crop, each product is a hit in only some of a track's crops
+    (here: a track whose light changes its colour half-way). Both must be scored on every
+    crop, their best cosine averaged, as computed here from the model itself; scoring
+    only the hits (0 elsewhere) would understate both."""
+    harness.catalog.settings = CatalogSettings(match_candidates=1)
+    shop = await harness.shop()
+    original = skimage_data.coffee()
+    recoloured = hue_shifted(original, 40)
+    cup = await harness.product(shop, "Cup", original)
+    warm = await harness.product(shop, "Cup, recoloured", recoloured)
+    video = "vid-crowded"
+    in_white_light = await harness.track(video, "cup", original, seed=5)
+    in_warm_light = await harness.track(video, "cup-warm", recoloured, seed=6)
+    crops = in_white_light.crops + in_warm_light.crops[:2]
+    track = in_white_light.model_copy(update={"crops": crops})
+    assert await harness.deliver(track) is Outcome.HANDLED
+
+    embedder = harness.catalog.embedder
+    vectors = embedder.embed_bytes([harness.media.path_of(c.uri).read_bytes() for c in crops])
+
+    def exact(photo: np.ndarray) -> float:
+        images = embedder.embed_bytes(studio_images_of(photo))
+        return float((vectors @ images.T).max(axis=1).mean())
+
+    scores = {cup.product_id: exact(original), warm.product_id: exact(recoloured)}
+    best, runner_up = sorted(scores, key=scores.__getitem__, reverse=True)
+    [judged] = await harness.catalog.video_tracks(video)
+    assert judged["best_product_id"] == best
+    assert judged["best_score"] == pytest.approx(scores[best], abs=2e-3)
+    assert judged["runner_up_score"] == pytest.approx(scores[runner_up], abs=2e-3)

@@ -23,7 +23,9 @@ from vitrine_catalog.domain.matching import (
     Judgement,
     MatchDecision,
     TrackRef,
+    candidates,
     judge,
+    score_products,
 )
 from vitrine_catalog.domain.products import (
     Product,
@@ -325,14 +327,21 @@ class Catalog:
         return tagged
 
     async def _judge(self, conn: asyncpg.Connection, vectors: np.ndarray) -> Judgement:
-        """The matcher's view of a track's crop vectors, against active products."""
-        hits_per_crop = await self._search(vectors)
-        live = await repo.active_products(
-            conn, sorted({h.product_id for hits in hits_per_crop for h in hits})
+        """The matcher's view of a track's crop vectors: the index proposes products, each
+        active one is then scored exactly against all its images."""
+        proposed = candidates(await self._search(vectors))
+        image_ids = await repo.active_product_images(
+            conn, sorted(proposed), self.embedder.model_version
         )
-        hits_per_crop = [[h for h in hits if h.product_id in live] for hits in hits_per_crop]
+        stored = await self.index.vectors([i for ids in image_ids.values() for i in ids])
+        images = {
+            product_id: np.stack([stored[i] for i in ids if i in stored])
+            for product_id, ids in image_ids.items()
+            if any(i in stored for i in ids)
+        }
         return judge(
-            hits_per_crop,
+            score_products(vectors, images),
+            proposed,
             threshold=self.settings.match_score_threshold,
             margin=self.settings.match_margin,
         )

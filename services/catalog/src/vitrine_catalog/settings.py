@@ -19,13 +19,14 @@ class CatalogSettings(ServiceSettings):
     )
 
     # Calibrated through the real services on ShopBench's validation split (never test)
-    # with the matcher head: `python -m vitrine_stack eval --split val --calibrate` chose
-    # 0.54 as the best recall (0.71) at a precision of at least 0.97 (it gave 1.00); lower,
-    # a distractor box in a colour no shop sells (0.53) and a book (0.49) got tagged. With
-    # the head a right match scores ~0.55-0.8; the margin is a second guard (it changed
-    # nothing on that split). EMBED_HEAD=none needs other values (about 0.55 and 0.05).
+    # with the matcher head and exact re-scoring of candidates:
+    # `python -m vitrine_stack eval --split val --calibrate` chose 0.50 as the best recall
+    # (0.76) at a precision of at least 0.97 (it gave 1.00); lower, a distractor box in a
+    # colour no shop sells (0.49) and a book (0.46) got tagged. With the head a right match
+    # scores ~0.45-0.8; the margin is a second guard (it changed nothing on that split).
+    # EMBED_HEAD=none needs other values (about 0.55 and 0.05).
     match_score_threshold: float = Field(
-        0.54, ge=-1, le=1, description="cosine below which a detected object is not tagged"
+        0.50, ge=-1, le=1, description="cosine below which a detected object is not tagged"
     )
     match_margin: float = Field(
         0.04,

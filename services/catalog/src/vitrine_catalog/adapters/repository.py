@@ -103,12 +103,21 @@ async def list_products(conn: asyncpg.Connection, shop_id: str) -> list[Product]
     return [_product(r) for r in rows]
 
 
-async def active_products(conn: asyncpg.Connection, product_ids: list[str]) -> set[str]:
+async def active_product_images(
+    conn: asyncpg.Connection, product_ids: list[str], model: str
+) -> dict[str, list[str]]:
+    """The image ids, embedded with `model`, of those of `product_ids` still on sale."""
     rows = await conn.fetch(
-        "SELECT product_id FROM products WHERE product_id = ANY($1::text[]) AND status = 'active'",
+        "SELECT i.product_id, i.image_id FROM product_images i JOIN products p USING (product_id)"
+        " WHERE i.product_id = ANY($1::text[]) AND p.status = 'active'"
+        " AND i.embedding_model = $2 ORDER BY i.product_id, i.image_id",
         product_ids,
+        model,
     )
-    return {r["product_id"] for r in rows}
+    images: dict[str, list[str]] = {}
+    for row in rows:
+        images.setdefault(row["product_id"], []).append(str(row["image_id"]))
+    return images
 
 
 async def insert_image(

@@ -1,17 +1,24 @@
-"""Deciding whether a tracked object is a catalog product, from its crops' image hits.
+"""Deciding whether a tracked object is a catalog product, from its crops.
 
-A track is judged on all its crops, not one: a product's score is the mean, over the
-crops, of its best image similarity in each crop (0 where it was not among the hits).
-A product seen well in one crop but absent from the others scores low, which keeps
-look-alikes and passing glimpses from becoming tags. False tags cost more than missed
-ones, so a match also needs a margin over the runner-up product.
+Two stages, as in any retrieve-then-rerank search. The vector index proposes candidates:
+the products among each crop's nearest studio images. Each candidate is then scored
+exactly: the mean, over the track's crops, of its best cosine against that product's own
+images. Scoring only the hits (0 where a product fell out of a crop's top few) punished
+the right product whenever its colourway look-alikes filled a crop's hits, and cost most
+of the recall lost on ShopBench. A track is judged on all its crops, not one, so a
+product seen well in one crop but unlike the others still scores low; and because false
+tags cost more than missed ones, a match also needs a margin over the runner-up product.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +51,20 @@ class MatchDecision:
     runner_up_score: float
 
 
-def score_products(hits_per_crop: Sequence[Sequence[ImageHit]]) -> dict[str, float]:
-    """Mean over crops of each product's best image score in that crop."""
-    if not hits_per_crop:
-        return {}
-    totals: dict[str, float] = defaultdict(float)
-    for hits in hits_per_crop:
-        best: dict[str, float] = {}
-        for hit in hits:
-            best[hit.product_id] = max(best.get(hit.product_id, -1.0), hit.score)
-        for product_id, score in best.items():
-            totals[product_id] += score
-    return {product_id: total / len(hits_per_crop) for product_id, total in totals.items()}
+def candidates(hits_per_crop: Sequence[Sequence[ImageHit]]) -> dict[str, str]:
+    """The products proposed by any crop's image hits, with their shops."""
+    return {hit.product_id: hit.shop_id for hits in hits_per_crop for hit in hits}
+
+
+def score_products(crops: Vectors, images_by_product: Mapping[str, Vectors]) -> dict[str, float]:
+    """Mean over the crops of each product's best cosine against its images.
+
+    `crops` is (crops, d) and every product's images (images, d), all unit vectors."""
+    scores: dict[str, float] = {}
+    for product_id, images in images_by_product.items():
+        if len(images) and len(crops):
+            scores[product_id] = float((crops @ images.T).max(axis=1).mean())
+    return scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +81,15 @@ class Judgement:
 
 
 def judge(
-    hits_per_crop: Sequence[Sequence[ImageHit]], *, threshold: float, margin: float
+    scores: Mapping[str, float], shops: Mapping[str, str], *, threshold: float, margin: float
 ) -> Judgement:
-    scores = score_products(hits_per_crop)
+    """The best product and whether it is convincing: above `threshold`, and ahead of the
+    runner-up by `margin`."""
     if not scores:
         return Judgement(None, None)
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     best_id, best_score = ranked[0]
     runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
-    shop_id = next(h.shop_id for hits in hits_per_crop for h in hits if h.product_id == best_id)
-    best = MatchDecision(best_id, shop_id, best_score, runner_up)
+    best = MatchDecision(best_id, shops[best_id], best_score, runner_up)
     convincing = best_score >= threshold and best_score - runner_up >= margin
     return Judgement(best, best if convincing else None)
-
-
-def decide(
-    hits_per_crop: Sequence[Sequence[ImageHit]], *, threshold: float, margin: float
-) -> MatchDecision | None:
-    """The product this track shows, or None when no product is convincing enough."""
-    return judge(hits_per_crop, threshold=threshold, margin=margin).decision
