@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from vitrine_catalog.adapters import colour
 from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.adapters.vector_index import IndexTuning, QdrantEdgeIndex, VectorPoint
 from vitrine_catalog.app import load_embedder
@@ -172,6 +173,16 @@ def _projected(x: Vectors, project: Callable[[Vectors], Vectors] | None) -> Vect
     return np.concatenate([project(x[i : i + 10_000]) for i in range(0, len(x), 10_000)])
 
 
+def _with_object_colour(x: Vectors, features: Vectors, embedder: ImageEmbedder) -> Vectors:
+    """The service's vectors also carry the object's colour: for synthetic products, the
+    colour part of the features they grew from stands in for it (the same histogram)."""
+    if embedder.object_colour is None or embedder.head is None:
+        return x  # without a head the features are the service's vectors already
+    colours = features[:, -colour.DIMENSION :]
+    colours = colours / np.maximum(np.linalg.norm(colours, axis=1, keepdims=True), 1e-12)
+    return embedder.object_colour.append(x, colours.astype(np.float32))
+
+
 def exact_top(queries: Vectors, catalog: Vectors, k: int) -> npt.NDArray[np.int64]:
     top = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), 100):
@@ -277,7 +288,10 @@ async def main() -> None:
             )
         if not args.skip_baseline:
             baseline = ImageEmbedder.load(
-                threads=settings.embed_threads, backend="torch", head=embedder.head
+                threads=settings.embed_threads,
+                backend="torch",
+                head=embedder.head,
+                object_colour=embedder.object_colour,
             )
             rate, cores = embedding_rate(baseline, crops, 8, args.seconds)
             rates["torch@8"] = rate
@@ -329,12 +343,15 @@ async def main() -> None:
     project = embedder.head.project if embedder.head is not None else None
     catalog_features = catalog_vectors(anchors, args.products, args.seed)
     query_features, own = query_vectors(anchors, catalog_features, args.queries, args.seed)
-    catalog, queries = _projected(catalog_features, project), _projected(query_features, project)
-    anchors = _projected(anchors, project)
+    catalog = _with_object_colour(_projected(catalog_features, project), catalog_features, embedder)
+    queries = _with_object_colour(_projected(query_features, project), query_features, embedder)
+    anchors = _with_object_colour(_projected(anchors, project), anchors, embedder)
     del catalog_features, query_features
 
     # How the synthetic vectors compare with real ones.
-    studio = embedder.embed([Image.fromarray(a).convert("RGB") for a in list(photos.values())[:8]])
+    studio = embedder.embed(
+        [Image.fromarray(a).convert("RGB") for a in list(photos.values())[:8]], view="studio"
+    )
     real_own = np.sum(embedder.embed_bytes(crops[:64]) * np.repeat(studio, 8, axis=0), axis=1)
     rng = np.random.default_rng(0)
     pairs = rng.integers(0, len(catalog), (2000, 2))

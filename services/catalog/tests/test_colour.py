@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL.Image import Image, fromarray
 
 from vitrine_catalog.adapters import colour
 
@@ -45,3 +46,48 @@ def test_the_centre_counts_more_than_the_border() -> None:
 def test_sizes_it_cannot_bin_are_refused() -> None:
     with pytest.raises(ValueError, match="multiple of 56"):
         colour.describe(np.zeros((1, 100, 100, 3), np.uint8))
+
+
+# --- object colour: the object's pixels only ------------------------------------------------
+
+GREY, TEAL, WHITE, RED = (128, 128, 128), (0, 128, 128), (235, 235, 235), (200, 30, 30)
+
+
+def object_on(background: tuple[int, int, int], body: tuple[int, int, int], share: float) -> Image:
+    """A square `body` filling `share` of the side, centred on `background`."""
+    picture = patch(background, 256)
+    rim = round(256 * (1 - share) / 2)
+    picture[rim : 256 - rim, rim : 256 - rim] = body
+    return fromarray(picture)
+
+
+def object_similarity(studio: Image, crop: Image) -> float:
+    shot = colour.object_colour(studio, "studio", centre=0.4)
+    seen = colour.object_colour(crop, "crop", centre=0.4)
+    return float(shot @ seen)
+
+
+def test_a_product_on_another_background_keeps_its_object_colour() -> None:
+    studio = object_on(WHITE, GREY, 0.5)  # a grey product on a white backdrop
+    on_a_red_table = object_on(RED, GREY, 0.7)
+    assert object_similarity(studio, on_a_red_table) > 0.95
+    # The whole-picture descriptor sees mostly the backgrounds, which differ.
+    whole = colour.describe(
+        np.stack(
+            [np.asarray(studio.resize((224, 224))), np.asarray(on_a_red_table.resize((224, 224)))]
+        )
+    )
+    assert float(whole[0] @ whole[1]) < 0.8
+
+
+def test_another_colourway_disagrees_in_object_colour() -> None:
+    studio = object_on(WHITE, GREY, 0.5)
+    assert object_similarity(studio, object_on(RED, TEAL, 0.7)) < 0.3
+
+
+def test_a_shot_without_a_plain_backdrop_is_described_whole() -> None:
+    uniform = fromarray(patch(GREY, 256))
+    vector = colour.object_colour(uniform, "studio", centre=0.4)
+    assert np.isfinite(vector).all()
+    assert float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-5)
+    assert object_similarity(uniform, object_on(RED, GREY, 0.7)) > 0.95

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError
+from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError, ObjectColour
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -153,3 +153,19 @@ def test_backends_compute_the_same_function(
 def test_torch_backend_refuses_bf16() -> None:
     with pytest.raises(ValueError, match="float32"):
         ImageEmbedder.load(backend="torch", precision="bf16")
+
+
+def test_object_colour_weighs_in_the_dot_product_as_configured() -> None:
+    """Appended colour turns a dot product into (cosine + w * colour agreement) / (1 + w)."""
+    appended = ObjectColour(weight=0.5, centre=0.4)
+    features = np.array([[1.0, 0.0], [0.6, 0.8]], np.float32)  # cosine 0.6
+    colours = np.array([[0.0, 1.0, 0.0], [0.0, 0.8, 0.6]], np.float32)  # agreement 0.8
+    vectors = appended.append(features, colours)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert float(vectors[0] @ vectors[1]) == pytest.approx((0.6 + 0.5 * 0.8) / 1.5, abs=1e-6)
+
+
+@pytest.mark.parametrize(("weight", "centre"), [(0.0, 0.4), (0.5, 0.0), (0.5, 1.5)])
+def test_object_colour_refuses_settings_that_mean_nothing(weight: float, centre: float) -> None:
+    with pytest.raises(ValueError, match="object colour"):
+        ObjectColour(weight=weight, centre=centre)

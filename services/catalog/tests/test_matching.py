@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from vitrine_catalog import handlers
-from vitrine_catalog.adapters.embedder import ImageEmbedder, MatcherHead
+from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.adapters.vector_index import QdrantEdgeIndex, VectorPoint
+from vitrine_catalog.app import load_embedder
 from vitrine_catalog.application import Catalog, crop_point_id
 from vitrine_catalog.domain.matching import TrackRef
 from vitrine_catalog.domain.products import Product, Shop
@@ -33,8 +34,8 @@ skimage_data = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def embedder() -> ImageEmbedder:
-    """As the service runs it: with the committed matcher head."""
-    return ImageEmbedder.load(threads=2, head=MatcherHead.load(CatalogSettings().embed_head))
+    """As the service runs it: the committed matcher head and the object's colour."""
+    return load_embedder(CatalogSettings(embed_threads=2))
 
 
 def hue_shifted(photo: np.ndarray, degrees: int) -> np.ndarray:
@@ -352,10 +353,11 @@ async def test_every_candidate_is_scored_on_every_crop_not_only_where_it_was_a_h
     assert await harness.deliver(track) is Outcome.HANDLED
 
     embedder = harness.catalog.embedder
-    vectors = embedder.embed_bytes([harness.media.path_of(c.uri).read_bytes() for c in crops])
+    blobs = [harness.media.path_of(c.uri).read_bytes() for c in crops]
+    vectors = embedder.embed_bytes(blobs, view="crop")
 
     def exact(photo: np.ndarray) -> float:
-        images = embedder.embed_bytes(studio_images_of(photo))
+        images = embedder.embed_bytes(studio_images_of(photo), view="studio")
         return float((vectors @ images.T).max(axis=1).mean())
 
     scores = {cup.product_id: exact(original), warm.product_id: exact(recoloured)}

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import FastAPI
 
 from vitrine_catalog import handlers
-from vitrine_catalog.adapters.embedder import ImageEmbedder, MatcherHead
+from vitrine_catalog.adapters.embedder import ImageEmbedder, MatcherHead, ObjectColour
 from vitrine_catalog.adapters.vector_index import IndexTuning, open_vector_index
 from vitrine_catalog.api.routes import router
 from vitrine_catalog.application import Catalog
@@ -24,12 +24,18 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
     """The embedder the settings describe, matcher head included (blocking: the first
     start on a machine converts the network to OpenVINO)."""
     head = None if settings.embed_head == "none" else MatcherHead.load(settings.embed_head)
+    object_colour = (
+        ObjectColour(settings.match_colour_weight, settings.match_colour_centre)
+        if settings.match_colour_weight > 0
+        else None
+    )
     return ImageEmbedder.load(
         threads=settings.embed_threads,
         backend=settings.embed_backend,
         precision=settings.embed_precision,
         cache_dir=settings.embed_cache_dir,
         head=head,
+        object_colour=object_colour,
     )
 
 

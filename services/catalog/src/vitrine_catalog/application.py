@@ -167,7 +167,7 @@ class Catalog:
         if len(image) > self.settings.max_image_bytes:
             raise InvalidRequestError(f"image larger than {self.settings.max_image_bytes} bytes")
         try:
-            vectors = await asyncio.to_thread(self.embedder.embed_bytes, [image])
+            vectors = await asyncio.to_thread(self.embedder.embed_bytes, [image], view="studio")
         except InvalidImageError as exc:
             raise InvalidRequestError(str(exc)) from exc
         image_id = uuid.uuid4()
@@ -239,7 +239,7 @@ class Catalog:
         crops = crops[: self.settings.max_crops_per_track]
         try:
             blobs = [await self.media.get(c.uri, self.settings.max_image_bytes) for c in crops]
-            vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs)
+            vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs, view="crop")
         except (MediaRefusedError, MediaNotFoundError, InvalidImageError) as exc:
             raise PermanentError(f"track {track.track_id}: {exc}") from exc
 
@@ -458,7 +458,7 @@ class Catalog:
                     continue
                 readable.append(row)
                 blobs.append(blob)
-            vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs)
+            vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs, view="studio")
             await self.index.upsert(
                 [
                     VectorPoint(
@@ -487,7 +487,7 @@ class Catalog:
                 uris = row["crop_uris"][: self.settings.max_crops_per_track]
                 try:
                     blobs = [await self.media.get(u, self.settings.max_image_bytes) for u in uris]
-                    vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs)
+                    vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs, view="crop")
                 except (MediaRefusedError, MediaNotFoundError, InvalidImageError) as exc:
                     log.warning("track_not_reembedded", track_id=row["track_id"], error=str(exc))
                     continue

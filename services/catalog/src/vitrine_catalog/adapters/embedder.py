@@ -23,6 +23,13 @@ together with a colour descriptor (:mod:`vitrine_catalog.adapters.colour`): Imag
 features tell shapes apart but hardly colours, and the head, trained on ShopBench's
 training videos, learns which of both matter for "same product" under video conditions
 (tinted light, blur, rotation, compression). See the head's model card.
+
+With :class:`ObjectColour` (the catalog's default), every vector also carries the colours
+of the object alone, background left out (:func:`colour.object_colour`): a studio shot's
+product cut from its backdrop, a crop's central box. It is appended with a weight, so a
+dot product is ``(head cosine + weight * colour agreement) / (1 + weight)``. A shot and a
+crop are described differently (which pixels are the object), so callers say which
+``view`` they embed.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -51,12 +59,22 @@ from PIL import Image, ImageOps
 
 from vitrine_catalog.adapters import colour
 
-__all__ = ["Backend", "ImageEmbedder", "InvalidImageError", "MatcherHead", "Precision"]
+__all__ = [
+    "Backend",
+    "ImageEmbedder",
+    "InvalidImageError",
+    "MatcherHead",
+    "ObjectColour",
+    "Precision",
+    "View",
+]
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["openvino", "torch"]
 Precision = Literal["auto", "f32", "bf16"]
+# What an image shows: a product's studio shot, or a crop of a video frame.
+View = Literal["studio", "crop"]
 
 _MODEL_NAME = "efficientnet-lite0"
 _INPUT_SIZE = 224
@@ -269,6 +287,31 @@ class MatcherHead:
         return result
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectColour:
+    """The object's colours appended to every vector, ``weight`` times as heavy (in the
+    dot product) as the rest; a crop's object is its central box of side ``centre``."""
+
+    weight: float
+    centre: float
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0 or not 0 < self.centre <= 1:
+            raise ValueError(f"object colour needs weight > 0 and 0 < centre <= 1, not {self}")
+
+    @property
+    def name(self) -> str:
+        return f"objcolour:{self.weight:g}/{self.centre:g}"
+
+    def append(
+        self, vectors: npt.NDArray[np.float32], object_colours: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Both parts are unit vectors: the result is one too."""
+        joined = np.concatenate([vectors, np.sqrt(self.weight) * object_colours], axis=1)
+        result: npt.NDArray[np.float32] = (joined / np.sqrt(1 + self.weight)).astype(np.float32)
+        return result
+
+
 class ImageEmbedder:
     """Turns images into unit-length float32 vectors of size :attr:`dimension`.
 
@@ -282,11 +325,13 @@ class ImageEmbedder:
         input_size: int,
         threads: int | None,
         head: MatcherHead | None = None,
+        object_colour: ObjectColour | None = None,
     ) -> None:
         self._runner = runner
         self._input_size = input_size
         self._decoders = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2)
         self.head = head
+        self.object_colour = object_colour
 
     @classmethod
     def load(
@@ -299,12 +344,14 @@ class ImageEmbedder:
         cache_dir: str | os.PathLike[str] = "./.vitrine/models",
         input_size: int = _INPUT_SIZE,
         head: MatcherHead | None = None,
+        object_colour: ObjectColour | None = None,
     ) -> ImageEmbedder:
         """Build the network and load the packaged weights.
 
         ``threads`` sets the inference thread count (torch's is process-wide).
         ``precision`` applies to the OpenVINO backend; torch always computes in float32.
         ``head``: project features and colour through it (None: the pooled features).
+        ``object_colour``: append the object's colours to every vector (None: do not).
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -321,11 +368,12 @@ class ImageEmbedder:
             runner = _openvino_runner(network, input_size, precision, threads, Path(cache_dir))
         else:
             raise ValueError(f"unknown embedding backend {backend!r}")
-        return cls(runner, input_size, threads, head)
+        return cls(runner, input_size, threads, head, object_colour)
 
     @property
     def dimension(self) -> int:
-        return self.head.dimension if self.head is not None else _DIMENSION
+        base = self.head.dimension if self.head is not None else _DIMENSION
+        return base + (colour.DIMENSION if self.object_colour is not None else 0)
 
     @property
     def precision(self) -> str:
@@ -341,9 +389,15 @@ class ImageEmbedder:
         version = f"{_MODEL_NAME}-imagenet@{self._input_size}"
         if self.precision != "f32":
             version = f"{version}+{self.precision}"
-        return version if self.head is None else f"{version}+head:{self.head.name}"
+        if self.head is not None:
+            version = f"{version}+head:{self.head.name}"
+        if self.object_colour is not None:
+            version = f"{version}+{self.object_colour.name}"
+        return version
 
-    def embed(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
+    def embed(
+        self, images: Sequence[Image.Image], *, view: View = "crop"
+    ) -> npt.NDArray[np.float32]:
         """Embed ``images`` in one forward pass; returns an ``(n, dimension)`` array.
 
         Memory grows with the batch (~12 MB of activations per image on CPU): callers
@@ -351,19 +405,33 @@ class ImageEmbedder:
         """
         if not images:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return self._vectors(self._pixels(images))
+        return self._vectors(self._pixels(images), self._object_colours(images, view))
 
-    def embed_bytes(self, blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
+    def embed_bytes(
+        self, blobs: Sequence[bytes], *, view: View = "crop"
+    ) -> npt.NDArray[np.float32]:
         """Decode encoded images (JPEG, PNG, WebP, ...) and embed them."""
         if not blobs:
             return np.empty((0, self.dimension), dtype=np.float32)
         size = self._input_size
 
-        def pixels(item: tuple[int, bytes]) -> npt.NDArray[np.uint8]:
-            return _preprocess(decode_image(item[1], item[0], size), size)
+        def decode(item: tuple[int, bytes]) -> Image.Image:
+            return decode_image(item[1], item[0], size)
 
         # Pillow releases the GIL while it decodes and resizes: spread that over the cores.
-        return self._vectors(np.stack(list(self._decoders.map(pixels, enumerate(blobs)))))
+        images = list(self._decoders.map(decode, enumerate(blobs)))
+        batch = np.stack(list(self._decoders.map(lambda im: _preprocess(im, size), images)))
+        return self._vectors(batch, self._object_colours(images, view))
+
+    def _object_colours(
+        self, images: Sequence[Image.Image], view: View
+    ) -> npt.NDArray[np.float32] | None:
+        if self.object_colour is None:
+            return None
+        centre = self.object_colour.centre
+        return np.stack(
+            list(self._decoders.map(lambda im: colour.object_colour(im, view, centre), images))
+        )
 
     def features(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
         """What a head projects: pooled features then colour, ``(n, FEATURES)`` (training)."""
@@ -377,10 +445,16 @@ class ImageEmbedder:
     def _features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         return np.concatenate([self._runner.run(batch), colour.describe(batch)], axis=1)
 
-    def _vectors(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    def _vectors(
+        self, batch: npt.NDArray[np.uint8], object_colours: npt.NDArray[np.float32] | None
+    ) -> npt.NDArray[np.float32]:
         if self.head is None:
-            return self._runner.run(batch)
-        return self.head.project(self._features(batch))
+            vectors = self._runner.run(batch)
+        else:
+            vectors = self.head.project(self._features(batch))
+        if self.object_colour is None or object_colours is None:
+            return vectors
+        return self.object_colour.append(vectors, object_colours)
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False)
