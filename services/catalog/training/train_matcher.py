@@ -57,6 +57,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageFilter
 
+from vitrine_catalog.adapters.colour import product_mask
 from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHead
 from vitrine_shopbench import images as photos
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
@@ -157,17 +158,6 @@ def _bounded(image: Image.Image, side: int = 512) -> Image.Image:
     if k >= 1:
         return image.copy()
     return image.resize((round(image.width * k), round(image.height * k)))
-
-
-def product_mask(image: Image.Image) -> Image.Image:
-    """The product in a studio shot: what differs from the backdrop (a vertical ramp,
-    read off the left and right edges of every row)."""
-    rgb = np.asarray(image.convert("RGB"), np.float32)
-    edges = np.concatenate([rgb[:, :8], rgb[:, -8:]], axis=1)
-    backdrop = np.median(edges, axis=1, keepdims=True)
-    mask = (np.abs(rgb - backdrop).max(axis=2) > 40).astype(np.uint8) * 255
-    picture = Image.fromarray(mask, "L").filter(ImageFilter.MedianFilter(5))
-    return picture.filter(ImageFilter.MaxFilter(3))
 
 
 def recoloured(studio: Image.Image, rng: random.Random) -> Image.Image:

@@ -107,8 +107,9 @@ def object_colour(
     """
     image = image.convert("RGB")
     if view == "studio":
-        rgb = _resized(image, OBJECT_SIDE)
-        weights = _product_mask(rgb)
+        shot = image.resize((OBJECT_SIDE, OBJECT_SIDE), Image.Resampling.BILINEAR)
+        rgb = np.asarray(shot, np.float32)
+        weights = np.asarray(product_mask(shot), np.float32) / 255.0
         if weights.mean() < MIN_OBJECT_SHARE:
             weights = np.ones_like(weights)
     else:
@@ -130,14 +131,16 @@ def _resized(image: Image.Image, side: int) -> npt.NDArray[np.float32]:
     return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), np.float32)
 
 
-def _product_mask(rgb: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def product_mask(image: Image.Image) -> Image.Image:
+    """The product in a studio shot ("L", 255 = product): what differs from the backdrop,
+    a vertical ramp read off the left and right edges of every row."""
+    rgb = np.asarray(image.convert("RGB"), np.float32)
     edges = np.concatenate([rgb[:, :8], rgb[:, -8:]], axis=1)
     backdrop = np.median(edges, axis=1, keepdims=True)
     mask = (np.abs(rgb - backdrop).max(axis=2) > BACKDROP_DIFFERENCE).astype(np.uint8) * 255
     # Specks of noise out, then the product's outline back.
     picture = Image.fromarray(mask, "L").filter(ImageFilter.MedianFilter(5))
-    picture = picture.filter(ImageFilter.MaxFilter(3))
-    return np.asarray(picture, np.float32) / 255.0
+    return picture.filter(ImageFilter.MaxFilter(3))
 
 
 def _histograms(
