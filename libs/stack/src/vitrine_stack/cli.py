@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "eval",
         help="run ShopBench videos through detector and catalog and score the tags",
         description="Make the ShopBench split (seed 7 unless --seed, full scale) if missing,"
-        " upload its videos to a fresh embedded platform, and print product-level precision and recall,"
-        " top-1 among look-alikes and the time from upload to the first tag.",
+        " upload its videos to a fresh embedded platform, and print product-level precision"
+        " and recall, top-1 among look-alikes and the time from upload to the first tag.",
     )
     evaluate.add_argument("--split", choices=["val", "test"], default="test")
     evaluate.add_argument(
