@@ -15,13 +15,15 @@ ShopBench ground truth.
 `--calibrate` (on validation splits, never on test) replays the catalog's judgements
 of every track (best product, score, runner-up) under a grid of score thresholds and
 margins, pooled with the saved counts of other seeds' validation splits (`--pool-with`),
-and prints the one with the best recall at the target precision (ties go to the stricter
-threshold, then the wider margin): that is how MATCH_SCORE_THRESHOLD and MATCH_MARGIN
-were chosen.
+and prints the one with the best recall at the target precision whose next looser
+threshold reaches that precision too (so the choice does not sit on a cliff edge; ties go
+to the stricter threshold, then the wider margin): that is how MATCH_SCORE_THRESHOLD and
+MATCH_MARGIN were chosen.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -237,35 +239,63 @@ def _calibration_grid(
     return grid
 
 
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float
+    margin: float
+    precision: float
+    recall: float
+
+
+def _pooled(
+    grids: list[dict[str, list[int]]], threshold: float, margin: float
+) -> tuple[float, float]:
+    """Precision and recall of a threshold and margin over every grid's pair counts."""
+    key = f"{threshold:.2f}/{margin:.2f}"
+    right, tagged, on_screen = (sum(g[key][n] for g in grids) for n in range(3))
+    return (right / tagged if tagged else 1.0, right / on_screen if on_screen else 1.0)
+
+
+def choose_calibration(
+    grids: list[dict[str, list[int]]], target_precision: float = CALIBRATION_PRECISION
+) -> Calibration | None:
+    """The threshold and margin with the best pooled recall at the target precision.
+
+    A setting qualifies only if the next looser threshold (one grid step lower, same
+    margin) still reaches the target: with a few dozen pairs, the lowest threshold that
+    just reaches it usually sits on the edge of a cliff (one more distractor scores a
+    hair below it), and test data falls off that edge. Ties go to the stricter threshold,
+    then the wider margin."""
+    best: Calibration | None = None
+    for looser, threshold in itertools.pairwise(THRESHOLDS):
+        for margin in MARGINS:
+            precision, recall = _pooled(grids, threshold, margin)
+            if precision < target_precision or _pooled(grids, looser, margin)[0] < target_precision:
+                continue
+            if best is None or recall >= best.recall:
+                best = Calibration(threshold, margin, precision, recall)
+    return best
+
+
 def _calibrate(grids: list[dict[str, list[int]]]) -> None:
-    """Best recall at the target precision over the pooled counts of every grid (several
-    validation splits: more pairs, so one false tag moves precision less)."""
+    """Print the pooled grid and the chosen setting (see `choose_calibration`)."""
     say()
     say(
         f"== Calibration over {len(grids)} validation split(s): best recall at precision"
         f" >= {CALIBRATION_PRECISION}"
     )
-    say(f"  {'threshold':>9} {'margin':>7} {'precision':>9} {'recall':>7} {'tags':>5}")
-    best: tuple[float, float, float, float] | None = None
+    say(f"  {'threshold':>9} {'margin':>7} {'precision':>9} {'recall':>7}")
     for threshold in THRESHOLDS:
-        for margin in MARGINS:
-            key = f"{threshold:.2f}/{margin:.2f}"
-            right, tagged, on_screen = (sum(g[key][n] for g in grids) for n in range(3))
-            precision = right / tagged if tagged else 1.0
-            recall = right / on_screen if on_screen else 1.0
-            if margin == 0.04 or (precision >= CALIBRATION_PRECISION and margin == 0.0):
-                say(
-                    f"  {threshold:>9.2f} {margin:>7.2f} {precision:>9.3f}"
-                    f" {recall:>7.3f} {tagged:>5}"
-                )
-            if precision >= CALIBRATION_PRECISION and (best is None or recall >= best[3]):
-                best = (threshold, margin, precision, recall)
+        for margin in (0.02, 0.1):
+            precision, recall = _pooled(grids, threshold, margin)
+            say(f"  {threshold:>9.2f} {margin:>7.2f} {precision:>9.3f} {recall:>7.3f}")
+    best = choose_calibration(grids)
     if best is None:
         say("  no threshold reaches that precision")
     else:
         say(
-            f"  chosen: MATCH_SCORE_THRESHOLD={best[0]:.2f} MATCH_MARGIN={best[1]:.2f}"
-            f" (precision {best[2]:.3f}, recall {best[3]:.3f})"
+            f"  chosen: MATCH_SCORE_THRESHOLD={best.threshold:.2f} MATCH_MARGIN={best.margin:.2f}"
+            f" (precision {best.precision:.3f}, recall {best.recall:.3f})"
         )
 
 
