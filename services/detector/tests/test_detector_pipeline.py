@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from detector_videos import (
 )
 
 from vitrine_detector.adapters.decoder import PyAVSource
-from vitrine_detector.domain.limits import VideoLimits
+from vitrine_detector.domain.limits import FailureCode, VideoLimits, VideoRejected
 from vitrine_detector.pipeline import PipelineParams, PipelineResult, detect_objects
 
 LIMITS = VideoLimits(max_bytes=100_000_000, max_duration_s=60, max_pixels=1920 * 1080)
@@ -127,3 +129,46 @@ def test_decoding_shortcuts_find_the_same_object(decoder: dict[str, bool]) -> No
     assert 3.9 <= result.objects[0].track.last_t < 4.5
     if not decoder["skip_non_reference"]:
         assert result.stats.frames_decoded == 180
+
+
+def test_decoding_ahead_in_a_thread_gives_the_same_tracks() -> None:
+    video, _ = one_square_video()
+
+    def tracks(decode_ahead: int) -> list[tuple[str, float, float, tuple[object, ...]]]:
+        params = PipelineParams(decode_ahead=decode_ahead)
+        with PyAVSource(video, LIMITS) as source:
+            result = detect_objects(source, ColourDetector(batch_size=4), params, LIMITS)
+        return [
+            (o.track.label, o.track.first_t, o.track.last_t, tuple(b.box for b in o.boxes))
+            for o in result.objects
+        ]
+
+    inline = tracks(0)
+    assert inline
+    assert tracks(8) == inline
+
+
+class _BreaksAfter:
+    """A real decoded video whose decoding fails after some frames, as a damaged file's."""
+
+    def __init__(self, source: PyAVSource, frames: int) -> None:
+        self._source = source
+        self._frames = frames
+        self.info = source.info
+
+    def frames(self) -> Iterator[Any]:
+        for n, frame in enumerate(self._source.frames()):
+            if n == self._frames:
+                raise VideoRejected(FailureCode.CORRUPT, f"decoding failed after {n} frames")
+            yield frame
+
+
+def test_a_decoding_failure_in_the_decoding_thread_rejects_the_video() -> None:
+    video, _ = one_square_video()
+    detector = ColourDetector(batch_size=4)
+    with PyAVSource(video, LIMITS) as source:
+        broken = _BreaksAfter(source, 60)
+        with pytest.raises(VideoRejected, match="after 60 frames") as rejected:
+            detect_objects(broken, detector, PipelineParams(decode_ahead=4), LIMITS)
+    assert rejected.value.code is FailureCode.CORRUPT
+    assert detector.calls  # it failed midway, after some frames were detected

@@ -33,6 +33,7 @@ from vitrine_detector.domain.tracking import (
     TrackingParams,
     stitch,
 )
+from vitrine_detector.prefetch import prefetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,9 @@ class PipelineParams:
     crops: CropParams = field(default_factory=CropParams)
     track_filter: TrackFilter = field(default_factory=TrackFilter)
     max_boxes_per_track: int = 64
+    # Sampled frames decoded ahead in a background thread while the detector runs; 0
+    # decodes in the calling thread, one thing at a time.
+    decode_ahead: int = 0
 
 
 @dataclass(slots=True)
@@ -90,7 +94,7 @@ class PipelineStats:
     tracklets: int = 0
     tracks_dropped: int = 0
     last_frame_s: float | None = None
-    decode_s: float = 0.0  # demuxing, decoding, signatures, colour conversion
+    decode_s: float = 0.0  # demuxing, decoding, signatures, colour conversion (may overlap)
     detect_s: float = 0.0  # the detector's calls
     track_s: float = 0.0  # tracking, crop scoring and cutting
 
@@ -132,26 +136,35 @@ class _Run:
         self.batch: list[_Sampled] = []
 
     def consume(self, source: FrameSource, limits: VideoLimits) -> None:
+        sampled = prefetch(self._sampled(source, limits), self.params.decode_ahead, "decode")
+        for frame in sampled:
+            self.batch.append(frame)
+            if len(self.batch) >= max(1, self.detector.batch_size):
+                self.flush()
+        self.flush()
+
+    def _sampled(self, source: FrameSource, limits: VideoLimits) -> Iterator[_Sampled]:
+        """Decode every frame, keep the ones the sampler picks (maybe in another thread)."""
         frames = iter(source.frames())
         while True:
             started = time.perf_counter()
             frame = next(frames, None)
             if frame is None:
                 self.stats.decode_s += time.perf_counter() - started
-                break
+                return
             if self.cancel is not None and self.cancel.is_set():
                 raise Cancelled
             self.stats.frames_decoded += 1
             self.stats.last_frame_s = frame.t
             limits.check_duration(frame.t, declared=False)  # containers may understate it
             decision = self.sampler.offer(frame.t, frame.signature())
+            picked = None
             if decision is not None:
-                self.batch.append(_Sampled(frame.t, frame.image(), decision.scene_cut))
+                picked = _Sampled(frame.t, frame.image(), decision.scene_cut)
                 self.stats.frames_sampled += 1
             self.stats.decode_s += time.perf_counter() - started
-            if len(self.batch) >= max(1, self.detector.batch_size):
-                self.flush()
-        self.flush()
+            if picked is not None:
+                yield picked
 
     def flush(self) -> None:
         if not self.batch:

@@ -61,6 +61,13 @@ class DetectorSettings(ServiceSettings):
     decoder_skip_non_reference: bool = Field(
         True, description="do not decode frames no other frame refers to (most B-frames)"
     )
+    decoder_ahead: int = Field(
+        8,
+        ge=0,
+        le=256,
+        description="sampled frames decoded ahead in a background thread while the detector"
+        " runs (overlaps the two on a small machine); 0 = decode inline",
+    )
     decoder_skip_loop_filter: bool = Field(
         False, description="skip H.264 deblocking: faster decoding, slightly blockier crops"
     )
@@ -165,4 +172,5 @@ class DetectorSettings(ServiceSettings):
                 min_confidence=self.track_min_confidence,
             ),
             max_boxes_per_track=self.track_max_boxes,
+            decode_ahead=self.decoder_ahead,
         )
