@@ -56,10 +56,18 @@ def _wait_for_child(proc: subprocess.Popen[str], needle: str) -> list[psutil.Pro
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         tree = process_tree(proc.pid)[1:]
-        if any(needle in " ".join(p.cmdline()) for p in tree):
+        if any(needle in _cmdline(p) for p in tree):
             return tree
         time.sleep(0.1)
     raise AssertionError(f"no child process matching {needle!r}")
+
+
+def _cmdline(process: psutil.Process) -> str:
+    # A short-lived helper (a port probe, say) may exit or be a zombie by the time it is read.
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
+        return ""
 
 
 def test_sigterm_during_start_stops_everything(tmp_path: Path) -> None:
