@@ -27,9 +27,11 @@ async def db(database: object) -> Database:
     return db
 
 
-@pytest.fixture
-def settings() -> CheckoutSettings:
-    return CheckoutSettings(platform_fee_bps=500)
+@pytest.fixture(params=[64, 1], ids=["group-commit", "one-by-one"])
+def settings(request: pytest.FixtureRequest) -> CheckoutSettings:
+    """Every checkout test runs with orders grouped into shared transactions (the default)
+    and with each order in its own."""
+    return CheckoutSettings(platform_fee_bps=500, order_group_commit_max=request.param)
 
 
 @pytest.fixture

@@ -31,6 +31,12 @@ def create_app(settings: CheckoutSettings | None = None) -> FastAPI:
     runtime = build_runtime(settings)
     # `runtime.db` exists only once the app has started: hand the routes a getter.
     deps = CheckoutDeps(database=lambda: runtime.db, settings=settings, envelope=runtime.envelope)
+
+    @runtime.on_stop
+    async def finish_orders(_: ServiceRuntime) -> None:
+        if deps.order_writer is not None:  # orders in a transaction commit before the pool goes
+            await deps.order_writer.close()
+
     return runtime.create_app([build_router(deps)])
 
 

@@ -114,6 +114,20 @@ async def reserve_stock(conn: asyncpg.Connection, product_id: str, quantity: int
     return bool(taken)
 
 
+async def reserve_stock_many(conn: asyncpg.Connection, quantities: dict[str, int]) -> bool:
+    """`reserve_stock` for several products in one statement; False (and the caller must
+    roll back) unless every one of them had enough left."""
+    taken = await conn.fetchval(
+        "WITH taken AS (UPDATE products p SET available = p.available - q.quantity"
+        " FROM unnest($1::text[], $2::int[]) AS q(product_id, quantity)"
+        " WHERE p.product_id = q.product_id AND p.available >= q.quantity RETURNING 1)"
+        " SELECT count(*) FROM taken",
+        list(quantities),
+        list(quantities.values()),
+    )
+    return bool(taken == len(quantities))
+
+
 # --- live sessions --------------------------------------------------------------------
 
 
@@ -226,6 +240,36 @@ async def claim_idempotency_key(
     return row["request_hash"], row["resource_id"]
 
 
+async def claim_idempotency_keys(
+    conn: asyncpg.Connection, operation: str, claims: Sequence[tuple[str, str, str]]
+) -> set[str]:
+    """`claim_idempotency_key` for many (key, request hash, resource id) at once; the keys
+    claimed here. Keys already taken are not touched (the caller replays those)."""
+    rows = await conn.fetch(
+        "INSERT INTO idempotency_keys (operation, key, request_hash, resource_id)"
+        " SELECT $1, c.key, c.request_hash, c.resource_id"
+        " FROM unnest($2::text[], $3::text[], $4::text[]) AS c(key, request_hash, resource_id)"
+        " ON CONFLICT DO NOTHING RETURNING key",
+        operation,
+        [key for key, _, _ in claims],
+        [request_hash for _, request_hash, _ in claims],
+        [resource_id for _, _, resource_id in claims],
+    )
+    return {row["key"] for row in rows}
+
+
+async def release_idempotency_keys(
+    conn: asyncpg.Connection, operation: str, keys: Sequence[str]
+) -> None:
+    """Give back keys claimed in this transaction for requests that were refused."""
+    if keys:
+        await conn.execute(
+            "DELETE FROM idempotency_keys WHERE operation = $1 AND key = ANY($2::text[])",
+            operation,
+            list(keys),
+        )
+
+
 # --- orders ---------------------------------------------------------------------------
 
 
@@ -264,6 +308,44 @@ async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
         [line.quantity for line in lines],
         [line.unit_price.amount_minor for line in lines],
         [line.commission_bps for line in lines],
+    )
+
+
+async def insert_orders(conn: asyncpg.Connection, orders: Sequence[Order]) -> None:
+    """`insert_order` for many orders, all their lines included, in one statement."""
+    lines = [(order, n, line) for order in orders for n, line in enumerate(order.lines, 1)]
+    await conn.execute(
+        "WITH placed AS (INSERT INTO orders (order_id, buyer_id, shop_id, seller_id, shop_kind,"
+        " currency, total_minor, refunded_minor, platform_fee_bps, attribution_source,"
+        " creator_id, video_id, live_session_id, placed_at)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::text[], $11::text[],"
+        " $12::text[], $13::text[], $14::timestamptz[]))"
+        " INSERT INTO order_lines (order_id, line_no, product_id, title, quantity,"
+        " unit_price_minor, commission_bps)"
+        " SELECT * FROM unnest($15::text[], $16::int[], $17::text[], $18::text[], $19::int[],"
+        " $20::bigint[], $21::int[])",
+        [o.order_id for o in orders],
+        [o.buyer_id for o in orders],
+        [o.shop_id for o in orders],
+        [o.seller_id for o in orders],
+        [o.shop_kind.value for o in orders],
+        [o.total.currency for o in orders],
+        [o.total.amount_minor for o in orders],
+        [o.refunded.amount_minor for o in orders],
+        [o.platform_fee_bps for o in orders],
+        [o.attribution.source.value for o in orders],
+        [o.attribution.creator_id for o in orders],
+        [o.attribution.video_id for o in orders],
+        [o.attribution.live_session_id for o in orders],
+        [o.placed_at for o in orders],
+        [order.order_id for order, _, _ in lines],
+        [n for _, n, _ in lines],
+        [line.product_id for _, _, line in lines],
+        [line.title for _, _, line in lines],
+        [line.quantity for _, _, line in lines],
+        [line.unit_price.amount_minor for _, _, line in lines],
+        [line.commission_bps for _, _, line in lines],
     )
 
 
