@@ -133,10 +133,11 @@ async def test_a_failing_batch_is_placed_again_order_by_order(
 ) -> None:
     await put_product("p1", stock=10)
 
-    async def broken(conn: asyncpg.Connection, orders: object) -> None:
+    async def broken(conn: asyncpg.Connection, quantities: object) -> bool:
         await conn.execute("SELECT 1/0")  # a fault only the bulk statement hits
+        return True
 
-    monkeypatch.setattr(repository, "insert_orders", broken)
+    monkeypatch.setattr(repository, "reserve_stock_many", broken)
     results = await usecases.place_orders(
         deps, [attempt("k1", ("p1", 1)), attempt("k2", ("p1", 20)), attempt("k3", ("p1", 2))]
     )

@@ -275,40 +275,7 @@ async def release_idempotency_keys(
 
 async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
     """The order and its lines in one statement (one round trip on the hot path)."""
-    a = order.attribution
-    lines = order.lines
-    await conn.execute(
-        "WITH placed AS (INSERT INTO orders (order_id, buyer_id, shop_id, seller_id, shop_kind,"
-        " currency, total_minor, refunded_minor, platform_fee_bps, attribution_source,"
-        " creator_id, video_id, live_session_id, placed_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14))"
-        " INSERT INTO order_lines (order_id, line_no, product_id, title, quantity,"
-        " unit_price_minor, commission_bps)"
-        " SELECT $1, l.line_no, l.product_id, l.title, l.quantity, l.unit_price_minor,"
-        " l.commission_bps FROM unnest($15::int[], $16::text[], $17::text[], $18::int[],"
-        " $19::bigint[], $20::int[])"
-        " AS l(line_no, product_id, title, quantity, unit_price_minor, commission_bps)",
-        order.order_id,
-        order.buyer_id,
-        order.shop_id,
-        order.seller_id,
-        order.shop_kind.value,
-        order.total.currency,
-        order.total.amount_minor,
-        order.refunded.amount_minor,
-        order.platform_fee_bps,
-        a.source.value,
-        a.creator_id,
-        a.video_id,
-        a.live_session_id,
-        order.placed_at,
-        list(range(1, len(lines) + 1)),
-        [line.product_id for line in lines],
-        [line.title for line in lines],
-        [line.quantity for line in lines],
-        [line.unit_price.amount_minor for line in lines],
-        [line.commission_bps for line in lines],
-    )
+    await insert_orders(conn, [order])
 
 
 async def insert_orders(conn: asyncpg.Connection, orders: Sequence[Order]) -> None:
