@@ -141,16 +141,16 @@ async def place_orders(
         results = [None] * len(attempts)  # nothing of the batch committed
     for n, attempt in enumerate(attempts):
         if results[n] is None:  # replays, repeated keys, or the batch failed
+            # This runs in the writer's task: the event carries the request's own flow.
+            token = tracing.set_correlation_id(attempt.correlation_id)
             try:
                 results[n] = await _place_order(
-                    deps,
-                    attempt.request,
-                    attempt.idempotency_key,
-                    attempt.request_hash,
-                    attempt.correlation_id,
+                    deps, attempt.request, attempt.idempotency_key, attempt.request_hash
                 )
             except Exception as exc:
                 results[n] = exc
+            finally:
+                tracing.reset_correlation_id(token)
     return [r for r in results if r is not None]
 
 
@@ -229,7 +229,6 @@ async def _place_order(
     request: OrderRequest,
     idempotency_key: str,
     request_hash: str,
-    correlation_id: str | None = None,
 ) -> Outcome:
     order_id = str(uuid.uuid4())
     async with deps.database().transaction() as conn:
@@ -260,12 +259,7 @@ async def _place_order(
             if not await repo.reserve_stock(conn, product_id, quantity):
                 raise OutOfStockError(f"out of stock: {product_id}")
         await repo.insert_order(conn, order)
-        token = tracing.set_correlation_id(correlation_id) if correlation_id else None
-        try:
-            await enqueue(conn, deps.envelope(order_placed_event(order)))
-        finally:
-            if token is not None:
-                tracing.reset_correlation_id(token)
+        await enqueue(conn, deps.envelope(order_placed_event(order)))
     return Outcome(order, replayed=False)
 
 
