@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class VideoRun:
     outcome: dict[str, Any]
     tracks: list[dict[str, Any]]  # the catalog's judgements
     objects: list[scoring.Track]  # the detector's tracks, with boxes
+    detected: list[dict[str, Any]]  # the same, as `objects.detected` payloads (crops too)
     tags: list[dict[str, Any]]
     uploaded_at: float  # wall clock
     done_s: float  # upload to every track judged
@@ -87,19 +89,21 @@ async def _run_video(
         until=lambda rs: sum(r.key == key for r in rs) >= record["track_count"],
         timeout_s=60,
     )
+    detected = [json.loads(r.value)["data"] for r in records if r.key == key]
     return VideoRun(
         video_id=video_id,
         duration_s=truth["duration_ms"] / 1000,
         outcome=record,
         tracks=judged,
-        objects=[_track(json.loads(r.value)["data"]) for r in records if r.key == key],
+        objects=[track_of(d) for d in detected],
+        detected=detected,
         tags=await shopbench.tags(client, video_id),
         uploaded_at=uploaded.wall,
         done_s=done_s,
     )
 
 
-def _track(detected: dict[str, Any]) -> scoring.Track:
+def track_of(detected: dict[str, Any]) -> scoring.Track:
     """A track, with its boxes, from an `objects.detected` payload."""
     return scoring.Track(
         detected["video_id"],
@@ -247,12 +251,20 @@ class Calibration:
     recall: float
 
 
+def pooled_counts(
+    grids: list[dict[str, list[int]]], threshold: float, margin: float
+) -> tuple[int, int, int]:
+    """(right, tagged, on screen) pairs of a threshold and margin over every grid."""
+    key = f"{threshold:.2f}/{margin:.2f}"
+    right, tagged, on_screen = (sum(g[key][n] for g in grids) for n in range(3))
+    return right, tagged, on_screen
+
+
 def _pooled(
     grids: list[dict[str, list[int]]], threshold: float, margin: float
 ) -> tuple[float, float]:
     """Precision and recall of a threshold and margin over every grid's pair counts."""
-    key = f"{threshold:.2f}/{margin:.2f}"
-    right, tagged, on_screen = (sum(g[key][n] for g in grids) for n in range(3))
+    right, tagged, on_screen = pooled_counts(grids, threshold, margin)
     return (right / tagged if tagged else 1.0, right / on_screen if on_screen else 1.0)
 
 
@@ -330,6 +342,8 @@ async def run_eval(
                     f" {run.duration_s:4.0f} s: {len(run.tracks)} tracks, {len(run.tags)} tags,"
                     f" all judged {run.done_s:.1f} s after upload"
                 )
+        kept = keep_tracks(runs, media, data_dir.parent / f"tracks-seed-{seed}-{split}", root)
+        say(f"The detector's tracks and their crops are kept in {kept} (matcher studies).")
     report = _report(runs, truths, listed, lookalikes, split, _matcher_settings(), seed)
     if calibrate:
         grid = _calibration_grid(runs, truths, listed, lookalikes)
@@ -341,6 +355,27 @@ async def run_eval(
     say()
     say("Targets met." if met else "Targets NOT met (see the misses and false tags above).")
     return 0
+
+
+def keep_tracks(runs: list[VideoRun], media: LocalMediaStore, folder: Path, root: Path) -> Path:
+    """Copy every track's crops out of the media store (the next run wipes it) and write
+    the tracks with the catalog's judgements beside them: enough to study another matcher
+    head or rule offline (`services/catalog/training/rescore.py`) without the detector."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "crops").mkdir(parents=True)
+    videos = []
+    copied = 0
+    for run in runs:
+        for track in run.detected:
+            for crop in track["crops"]:
+                name = f"crops/{copied}.jpg"
+                shutil.copyfile(media.path_of(crop["uri"]), folder / name)
+                crop["file"] = name
+                copied += 1
+        videos.append({"video_id": run.video_id, "detected": run.detected, "judged": run.tracks})
+    (folder / "tracks.json").write_text(json.dumps({"dataset": str(root), "videos": videos}))
+    return folder
 
 
 def _matcher_settings() -> str:
