@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError, ObjectColour
+from vitrine_catalog.adapters.embedder import (
+    ImageEmbedder,
+    InvalidImageError,
+    ObjectColour,
+    pad_to_square,
+)
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -169,3 +174,47 @@ def test_object_colour_weighs_in_the_dot_product_as_configured() -> None:
 def test_object_colour_refuses_settings_that_mean_nothing(weight: float, centre: float) -> None:
     with pytest.raises(ValueError, match="object colour"):
         ObjectColour(weight=weight, centre=centre)
+
+
+def test_pad_to_square_keeps_the_whole_image_on_its_border_colour() -> None:
+    backdrop = (30, 60, 90)
+    tall = np.zeros((120, 40, 3), np.uint8)
+    tall[:] = backdrop
+    tall[5:15, 10:30] = (255, 0, 0)  # the top of the object...
+    tall[105:115, 10:30] = (0, 0, 255)  # ...and its bottom, both outside a centre square
+
+    square = np.asarray(pad_to_square(Image.fromarray(tall)))
+
+    assert square.shape == (120, 120, 3)
+    np.testing.assert_array_equal(square[:, 40:80], tall)  # all of it, in the middle
+    assert (square[:, :40] == backdrop).all()
+    assert (square[:, 80:] == backdrop).all()
+    wide = pad_to_square(Image.fromarray(np.ascontiguousarray(tall.transpose(1, 0, 2))))
+    assert wide.size == (120, 120)
+
+
+def test_a_tall_crop_padded_looks_more_like_its_product_than_its_centre_does(
+    photos: dict[str, Image.Image],
+) -> None:
+    """A detector's crop of a tall object: the centre square of it loses the top and
+    bottom; padded, the network sees the whole object, as in the studio shot."""
+    padded = ImageEmbedder.load(threads=2, crop_framing="pad")
+    centred = ImageEmbedder.load(threads=2, crop_framing="centre")
+    for name in ("coffee", "chelsea", "astronaut", "rocket"):
+        product = photos[name].convert("RGB").resize((100, 300))
+        studio = Image.new("RGB", (300, 300), (255, 255, 255))
+        studio.paste(product, (100, 0))
+        shot = padded.embed([studio], view="studio")[0]
+        assert np.allclose(shot, centred.embed([studio], view="studio")[0], atol=1e-6)
+
+        seen_padded = padded.embed([product], view="crop")[0]
+        seen_centred = centred.embed([product], view="crop")[0]
+
+        assert seen_padded @ shot > seen_centred @ shot + 0.1, name
+
+
+def test_crop_framing_is_part_of_the_model_version() -> None:
+    centred = ImageEmbedder.load(threads=2)
+    padded = ImageEmbedder.load(threads=2, crop_framing="pad")
+
+    assert padded.model_version == f"{centred.model_version}+crop:pad"

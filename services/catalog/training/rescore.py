@@ -2,7 +2,8 @@
 
     python -m vitrine_stack eval --split val --seed 9     # keeps .vitrine/tracks-seed-9-val
     python services/catalog/training/rescore.py .vitrine/tracks-seed-{7,9,10,11}-val \\
-        [--head path/to/matcher-head.npz] [--colour-weight 0.5] [--colour-centre 0.4]
+        [--head path/to/matcher-head.npz] [--colour-weight 0.5] [--colour-centre 0.4] \\
+        [--crop-framing pad|centre]
 
 `make eval` keeps, beside its report, every track the detector published (boxes, time
 span, crop files) with the catalog's judgement of it. This script embeds those crops and
@@ -33,9 +34,11 @@ from vitrine_catalog.adapters.embedder import (
     ImageEmbedder,
     MatcherHead,
     ObjectColour,
+    View,
     decode_image,
 )
 from vitrine_catalog.domain.matching import score_products
+from vitrine_catalog.settings import CatalogSettings
 from vitrine_shopbench import scoring
 from vitrine_stack import evaluation, shopbench
 
@@ -55,7 +58,7 @@ class Views:
 
 
 def _views(
-    embedder: ImageEmbedder, files: list[Path], view: str, centre: float, cache: Path
+    embedder: ImageEmbedder, files: list[Path], view: View, centre: float, cache: Path
 ) -> Views:
     if cache.exists():
         with np.load(cache) as saved:
@@ -63,7 +66,7 @@ def _views(
     features, colours = [], []
     for start in range(0, len(files), 32):
         images = [decode_image(f.read_bytes(), i) for i, f in enumerate(files[start : start + 32])]
-        features.append(embedder.features(images))
+        features.append(embedder.features(images, view=view))
         colours.append(np.stack([colour.object_colour(im, view, centre) for im in images]))
     views = Views(np.concatenate(features), np.concatenate(colours))
     np.savez(cache, features=views.features, object_colours=views.object_colours)
@@ -103,7 +106,13 @@ class Split:
             studio=_views(
                 embedder, [f for _, f in images], "studio", centre, folder / f"studio-{centre}.npz"
             ),
-            crops=_views(embedder, crop_files, "crop", centre, folder / f"crops-{centre}.npz"),
+            crops=_views(
+                embedder,
+                crop_files,
+                "crop",
+                centre,
+                folder / f"crops-{centre}-{embedder.crop_framing}.npz",
+            ),
         )
 
     def grid(self, head: MatcherHead, object_colour: ObjectColour | None) -> dict[str, list[int]]:
@@ -145,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head", type=Path, default=DEFAULT_HEAD)
     parser.add_argument("--colour-weight", type=float, default=0.5)
     parser.add_argument("--colour-centre", type=float, default=0.4)
+    parser.add_argument("--crop-framing", choices=["pad", "centre"], default="pad")
     args = parser.parse_args(argv)
 
-    embedder = ImageEmbedder.load(threads=2)
+    embedder = ImageEmbedder.load(threads=2, crop_framing=args.crop_framing)
     head = MatcherHead.load(args.head)
     object_colour = (
         ObjectColour(args.colour_weight, args.colour_centre) if args.colour_weight > 0 else None
@@ -161,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     best = evaluation.choose_calibration(grids)
     print(f"pooled over {len(grids)}: {best}")
     if best is not None:
-        for threshold, margin in ((best.threshold, best.margin), (0.42, 0.10)):
+        defaults = CatalogSettings.model_fields
+        default = (
+            float(defaults["match_score_threshold"].default),
+            float(defaults["match_margin"].default),
+        )
+        for threshold, margin in ((best.threshold, best.margin), default):
             pooled = evaluation.pooled_counts(grids, threshold, margin)
             print(f"  at {threshold:.2f}/{margin:.2f}: right, tagged, on screen = {pooled}")
     return 0

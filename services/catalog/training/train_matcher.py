@@ -57,6 +57,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageFilter
 
+from vitrine_catalog.adapters import embedder as embedding
 from vitrine_catalog.adapters.colour import product_mask
 from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHead
 from vitrine_shopbench import images as photos
@@ -228,14 +229,18 @@ class Features:
         self.cache = cache
         cache.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, images: list[Image.Image], tag: str) -> npt.NDArray[np.float32]:
-        digest = hashlib.sha256(tag.encode())
+    def __call__(
+        self, images: list[Image.Image], tag: str, view: embedding.View = "studio"
+    ) -> npt.NDArray[np.float32]:
+        digest = hashlib.sha256(f"{tag}:{view}:{self.embedder.crop_framing}".encode())
         for image in images[:64]:
             digest.update(image.tobytes()[:4096])
         path = self.cache / f"{digest.hexdigest()[:20]}-{len(images)}.npy"
         if path.exists():
             return np.asarray(np.load(path), np.float32)
-        parts = [self.embedder.features(images[i : i + 32]) for i in range(0, len(images), 32)]
+        parts = [
+            self.embedder.features(images[i : i + 32], view=view) for i in range(0, len(images), 32)
+        ]
         features = np.concatenate(parts) if parts else np.empty((0, FEATURES), np.float32)
         np.save(path, features)
         return features
@@ -394,6 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distractor-ceiling", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--crop-framing",
+        choices=["pad", "centre"],
+        default="pad",
+        help="how video crops are made square (the catalog's MATCH_CROP_FRAMING)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vitrine-matcher-training"
     )
     parser.add_argument("--out", type=Path, default=MODELS)
@@ -401,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     torch.set_num_threads(2)
-    embedder = ImageEmbedder.load(cache_dir=args.workdir / "openvino")
+    embedder = ImageEmbedder.load(
+        cache_dir=args.workdir / "openvino", crop_framing=args.crop_framing
+    )
     features = Features(embedder, args.workdir / "features")
     rng = random.Random(args.seed)
 
@@ -416,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         near_misses = [
             synthetic_view(recoloured(s, rng), rng) for _ in range(args.near_misses) for s in studio
         ]
-        crop_features = features([v.image for v in crops], f"crops:{root}")
+        crop_features = features([v.image for v in crops], f"crops:{root}", "crop")
         synthetic_features = features(synthetic, f"synthetic:{root}:{args.synthetic}")
         near_miss_features = features(near_misses, f"near-misses:{root}:{args.near_misses}")
         labels = [index[v.product_id] if v.product_id else -1 for v in crops]
@@ -452,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
     val_catalog = Catalog.of(args.val.resolve())
     val_views = video_crops(val_catalog.root, "val", random.Random(args.seed + 1))
-    val_queries = features([v.image for v in val_views], f"val:{args.val}")
+    val_queries = features([v.image for v in val_views], f"val:{args.val}", "crop")
     val_gallery = features(
         [Image.open(p).convert("RGB") for p in val_catalog.image_paths], f"studio:{args.val}"
     )
@@ -493,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                 "temperature",
                 "distractor_ceiling",
                 "seed",
+                "crop_framing",
             )
         },
         "validation": {"dataset": args.val.name, "imagenet_features": baseline, "head": trained},

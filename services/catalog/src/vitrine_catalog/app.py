@@ -36,6 +36,7 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
         cache_dir=settings.embed_cache_dir,
         head=head,
         object_colour=object_colour,
+        crop_framing=settings.match_crop_framing,
     )
 
 

@@ -61,12 +61,14 @@ from vitrine_catalog.adapters import colour
 
 __all__ = [
     "Backend",
+    "CropFraming",
     "ImageEmbedder",
     "InvalidImageError",
     "MatcherHead",
     "ObjectColour",
     "Precision",
     "View",
+    "pad_to_square",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,10 @@ Backend = Literal["openvino", "torch"]
 Precision = Literal["auto", "f32", "bf16"]
 # What an image shows: a product's studio shot, or a crop of a video frame.
 View = Literal["studio", "crop"]
+# How a non-square image becomes the network's square input: "centre" resizes the shorter
+# side and cuts the middle square out; "pad" first pads the shorter side with the colour
+# of the image's border, so the whole image stays in view.
+CropFraming = Literal["centre", "pad"]
 
 _MODEL_NAME = "efficientnet-lite0"
 _INPUT_SIZE = 224
@@ -326,12 +332,14 @@ class ImageEmbedder:
         threads: int | None,
         head: MatcherHead | None = None,
         object_colour: ObjectColour | None = None,
+        crop_framing: CropFraming = "centre",
     ) -> None:
         self._runner = runner
         self._input_size = input_size
         self._decoders = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2)
         self.head = head
         self.object_colour = object_colour
+        self.crop_framing = crop_framing
 
     @classmethod
     def load(
@@ -345,6 +353,7 @@ class ImageEmbedder:
         input_size: int = _INPUT_SIZE,
         head: MatcherHead | None = None,
         object_colour: ObjectColour | None = None,
+        crop_framing: CropFraming = "centre",
     ) -> ImageEmbedder:
         """Build the network and load the packaged weights.
 
@@ -352,6 +361,8 @@ class ImageEmbedder:
         ``precision`` applies to the OpenVINO backend; torch always computes in float32.
         ``head``: project features and colour through it (None: the pooled features).
         ``object_colour``: append the object's colours to every vector (None: do not).
+        ``crop_framing``: how a crop (``view="crop"``) is made square; studio shots are
+        always centred.
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -368,7 +379,7 @@ class ImageEmbedder:
             runner = _openvino_runner(network, input_size, precision, threads, Path(cache_dir))
         else:
             raise ValueError(f"unknown embedding backend {backend!r}")
-        return cls(runner, input_size, threads, head, object_colour)
+        return cls(runner, input_size, threads, head, object_colour, crop_framing)
 
     @property
     def dimension(self) -> int:
@@ -393,6 +404,8 @@ class ImageEmbedder:
             version = f"{version}+head:{self.head.name}"
         if self.object_colour is not None:
             version = f"{version}+{self.object_colour.name}"
+        if self.crop_framing != "centre":
+            version = f"{version}+crop:{self.crop_framing}"
         return version
 
     def embed(
@@ -405,7 +418,7 @@ class ImageEmbedder:
         """
         if not images:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return self._vectors(self._pixels(images), self._object_colours(images, view))
+        return self._vectors(self._pixels(images, view), self._object_colours(images, view))
 
     def embed_bytes(
         self, blobs: Sequence[bytes], *, view: View = "crop"
@@ -420,7 +433,10 @@ class ImageEmbedder:
 
         # Pillow releases the GIL while it decodes and resizes: spread that over the cores.
         images = list(self._decoders.map(decode, enumerate(blobs)))
-        batch = np.stack(list(self._decoders.map(lambda im: _preprocess(im, size), images)))
+        framing = self._framing(view)
+        batch = np.stack(
+            list(self._decoders.map(lambda im: _preprocess(im, size, framing), images))
+        )
         return self._vectors(batch, self._object_colours(images, view))
 
     def _object_colours(
@@ -433,14 +449,20 @@ class ImageEmbedder:
             list(self._decoders.map(lambda im: colour.object_colour(im, view, centre), images))
         )
 
-    def features(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
+    def features(
+        self, images: Sequence[Image.Image], *, view: View = "studio"
+    ) -> npt.NDArray[np.float32]:
         """What a head projects: pooled features then colour, ``(n, FEATURES)`` (training)."""
         if not images:
             return np.empty((0, FEATURES), dtype=np.float32)
-        return self._features(self._pixels(images))
+        return self._features(self._pixels(images, view))
 
-    def _pixels(self, images: Sequence[Image.Image]) -> npt.NDArray[np.uint8]:
-        return np.stack([_preprocess(image, self._input_size) for image in images])
+    def _framing(self, view: View) -> CropFraming:
+        return self.crop_framing if view == "crop" else "centre"
+
+    def _pixels(self, images: Sequence[Image.Image], view: View) -> npt.NDArray[np.uint8]:
+        framing = self._framing(view)
+        return np.stack([_preprocess(image, self._input_size, framing) for image in images])
 
     def _features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         return np.concatenate([self._runner.run(batch), colour.describe(batch)], axis=1)
@@ -489,15 +511,37 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _preprocess(image: Image.Image, size: int = _INPUT_SIZE) -> npt.NDArray[np.uint8]:
+def pad_to_square(image: Image.Image) -> Image.Image:
+    """``image`` (RGB) in the middle of a square filled with the median colour of its
+    border: the whole object stays in view, on a backdrop like the one it was seen on."""
+    width, height = image.size
+    if width == height:
+        return image
+    pixels = np.asarray(image)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    fill = tuple(int(v) for v in np.median(border, axis=0))
+    side = max(width, height)
+    square = Image.new("RGB", (side, side), fill)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+def _preprocess(
+    image: Image.Image, size: int = _INPUT_SIZE, framing: CropFraming = "centre"
+) -> npt.NDArray[np.uint8]:
     """Resize the shorter side to ``size`` and centre-crop a square; HWC uint8.
 
-    Chosen over pad-to-square + resize by measurement on 18 scikit-image photos and 8
-    edits each (crops, 50% scale, brightness, letterbox, flip): mean cosine to the
-    original 0.929 vs 0.921 and mean margin over the best wrong image 0.61 vs 0.55;
-    padding loses most on letterboxed variants (0.83 vs 0.94).
+    For photos, centring was chosen over pad-to-square + resize by measurement on 18
+    scikit-image photos and 8 edits each (crops, 50% scale, brightness, letterbox, flip):
+    mean cosine to the original 0.929 vs 0.921 and mean margin over the best wrong image
+    0.61 vs 0.55; padding loses most on letterboxed variants (0.83 vs 0.94). A detector's
+    crop is another matter: it frames one object, often far from square (a bottle, a
+    sneaker), and the centre square cuts half of it away, so crops may be padded first
+    (``framing="pad"``, see :func:`pad_to_square`).
     """
     image = _to_rgb(image)
+    if framing == "pad":
+        image = pad_to_square(image)
     width, height = image.size
     scale = size / min(width, height)
     new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
