@@ -8,7 +8,9 @@ videos, 62 s in all; made first if missing), three ways through each file:
 2. the detector as the service runs it (its settings, weights and code path: adaptive
    sampling, reference frames only, batched YOLO, its own tracker, best crops);
 3. the obvious baseline: ultralytics' own tracking (`model.track`, persist, its default
-   tracker) on every frame at 640 px, with the same weights.
+   tracker) on every frame at 640 px, with the trained float weights as ultralytics loads
+   them (`shopbench-yolo.pt` in PyTorch, the network the service's INT8 model was made
+   from; `--baseline-weights` for others).
 
 For each: video seconds processed per wall second, and the share of the ground truth's
 objects that some track follows (object recall: a track follows the object it overlaps
@@ -37,7 +39,7 @@ import numpy as np
 from vitrine_detector.adapters.decoder import PyAVSource
 from vitrine_detector.app import load_detector
 from vitrine_detector.pipeline import detect_objects
-from vitrine_detector.settings import DetectorSettings
+from vitrine_detector.settings import MODELS, DetectorSettings
 from vitrine_shopbench import scoring
 from vitrine_stack.shopbench import ensure_dataset, truths
 
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=Path(".vitrine/shopbench/seed-7-full"))
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--baseline-weights", type=Path, default=MODELS / "shopbench-yolo.pt")
     args = parser.parse_args(argv)
 
     root = ensure_dataset(args.dataset, SEED, "full", ["test"], videos=CLIPS)
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         totals["detector"] += detect_s
         found["detector"] = [a + b for a, b in zip(found["detector"], ours, strict=True)]
         if not args.skip_baseline:
-            base_s, base_tracks, tracker = baseline_run(path, settings.detector_weights)
+            base_s, base_tracks, tracker = baseline_run(path, args.baseline_weights)
             theirs = object_recall(truth, base_tracks)
             totals["baseline"] += base_s
             found["baseline"] = [a + b for a, b in zip(found["baseline"], theirs, strict=True)]

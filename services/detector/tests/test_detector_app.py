@@ -9,11 +9,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
+import ultralytics
 from detector_videos import one_square_video, uploaded
 
 from vitrine_detector.adapters.yolo import Runtime, YoloDetector, YoloOptions, weights_id
+from vitrine_detector.domain.boxes import iou
+from vitrine_detector.settings import DEFAULT_WEIGHTS
 from vitrine_runtime.media import LocalMediaStore
 from vitrine_schemas.envelope import Envelope
 from vitrine_stack.client import PlatformClient, eventually
@@ -83,6 +87,33 @@ def test_the_yolo_adapter_detects_a_batch_of_frames(
         ]
         again = YoloDetector(eager_weights, options)
         assert again.detect(frames) == per_frame
+
+
+@pytest.mark.slow
+def test_the_default_weights_are_the_int8_export_at_the_size_it_was_made_for() -> None:
+    """The committed INT8 model runs as it is (no export at start), at the 416 px its
+    metadata names, and finds what the float weights it was made from find most surely.
+    (Quantization moves weak, out-of-domain detections more: how much recall it keeps on
+    ShopBench is measured by `make eval`, see the model card.)"""
+    quantized = YoloDetector(DEFAULT_WEIGHTS, YoloOptions(confidence=0.15))
+    float_model = YoloDetector(
+        DEFAULT_WEIGHTS.parent / "shopbench-yolo.pt", YoloOptions(imgsz=416, confidence=0.15)
+    )
+    assert (quantized.runtime, quantized.imgsz) == ("export", 416)
+    assert quantized.model_id.startswith("shopbench-yolo-int8-416_openvino_model@")
+    photo = Path(ultralytics.__file__).parent / "assets" / "zidane.jpg"  # ships in the wheel
+    frame = cv2.imread(str(photo))
+
+    [seen] = quantized.detect([frame])
+    [expected] = float_model.detect([frame])
+
+    surest = max(expected, key=lambda d: d.confidence)
+    match = max(seen, key=lambda d: iou(d.box, surest.box))
+    assert iou(match.box, surest.box) >= 0.8
+    assert abs(match.confidence - surest.confidence) < 0.1
+    for detection in seen:
+        assert 0 <= detection.box.x1 <= detection.box.x2 <= 1
+        assert 0.15 <= detection.confidence <= 1
 
 
 @pytest.mark.slow

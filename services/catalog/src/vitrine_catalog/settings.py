@@ -24,19 +24,20 @@ class CatalogSettings(ServiceSettings):
     #   python -m vitrine_stack eval --split val --seed 9 --calibrate   (and 10, 11)
     #   python -m vitrine_stack eval --split val --calibrate --pool-with \
     #       .vitrine/calibration-seed-{9,10,11}-val.json
-    # chose 0.52 and 0.06: the best recall (0.68, 59 of 87) at the target precision 0.95
-    # (it gave 0.95) whose next looser threshold holds it too. Padded crops score higher
-    # than centred ones, right products and distractors alike, hence a higher threshold
-    # than the 0.42 / 0.10 chosen for centred crops (the same recall there). Right products
-    # lead their runner-up by 0.1-0.5, distractors and wrong products that score as high
+    # chose 0.50 and 0.08: the best recall (0.75, 65 of 87) at the target precision 0.95
+    # (it gave 0.956) whose next looser threshold holds it too, with the detector's INT8
+    # model at 416 px. Padded crops score higher than centred ones, right products and
+    # distractors alike, hence a higher threshold than the 0.42 / 0.10 chosen for centred
+    # crops and the 320 px detector (recall 0.68 there). Right products lead their
+    # runner-up by 0.1-0.5, distractors and wrong products that score as high
     # mostly by under 0.1. Scores are (head cosine + 0.5 x colour agreement) / 1.5. Other
     # weights, EMBED_HEAD=none, MATCH_COLOUR_WEIGHT=0 or MATCH_CROP_FRAMING=centre need
     # their own values.
     match_score_threshold: float = Field(
-        0.52, ge=-1, le=1, description="cosine below which a detected object is not tagged"
+        0.50, ge=-1, le=1, description="cosine below which a detected object is not tagged"
     )
     match_margin: float = Field(
-        0.06,
+        0.08,
         ge=0,
         le=1,
         description="best product must beat the runner-up product by this much",
@@ -56,10 +57,10 @@ class CatalogSettings(ServiceSettings):
     # A detector's crop frames one object, often far from square (a bottle, a sneaker);
     # centring cut half of it away before the network saw it. Padded to a square with its
     # border's colour (training/rescore.py on the detector's kept tracks of four ShopBench
-    # validation splits pooled, seeds 7, 9, 10, 11): at the detector's default 320 px the
-    # best recall at precision 0.95 is the same (0.68 either way); at DETECTOR_IMGSZ=416,
-    # which tracks 85 of the 87 products instead of 76 (small, far ones), it rose from
-    # 0.67 to 0.75: the products a larger input finds are the ones a centre crop lost.
+    # validation splits pooled, seeds 7, 9, 10, 11): with the float detector at 320 px the
+    # best recall at precision 0.95 is the same (0.68 either way); at 416 px, which tracks
+    # 85 of the 87 products instead of 76 (small, far ones), it rose from 0.67 to 0.75:
+    # the products a larger input finds are the ones a centre crop lost.
     # Studio shots are centred either way. A change is a new model version: the vectors
     # are embedded again.
     match_crop_framing: CropFraming = Field(

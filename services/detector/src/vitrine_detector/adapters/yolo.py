@@ -102,7 +102,7 @@ class YoloDetector:
         self.options = options
         self.model_id = weights_id(weights)
         self._model: Any = YOLO(str(weights), task="detect")
-        self._imgsz = self._size(options.imgsz, self._model)
+        self._imgsz = self._size(options.imgsz, self._model, weights)
         self.runtime = "torch" if weights.suffix == ".pt" else "export"
         if weights.suffix == ".pt" and options.runtime == "openvino":
             try:
@@ -116,9 +116,15 @@ class YoloDetector:
         self._lock = threading.Lock()  # one inference at a time on one model
 
     @staticmethod
-    def _size(configured: int | None, model: Any) -> int:
-        """Inference size: the setting, else the weights' training size, else 384."""
+    def _size(configured: int | None, model: Any, weights: Path) -> int:
+        """Inference size: the setting, else the weights' training size (an export's
+        metadata.yaml for an exported model), else 384."""
         trained = dict(getattr(model, "overrides", {}) or {}).get("imgsz")
+        if trained is None and (weights / "metadata.yaml").is_file():
+            import yaml
+
+            exported = yaml.safe_load((weights / "metadata.yaml").read_text()).get("imgsz")
+            trained = exported[0] if isinstance(exported, list) and exported else exported
         return configured or (trained if isinstance(trained, int) else None) or 384
 
     @property
