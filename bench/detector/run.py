@@ -36,8 +36,7 @@ from typing import Any
 import av
 import numpy as np
 
-from vitrine_detector.adapters.decoder import PyAVSource
-from vitrine_detector.app import load_detector
+from vitrine_detector.app import load_detector, video_opener
 from vitrine_detector.pipeline import detect_objects
 from vitrine_detector.settings import MODELS, DetectorSettings
 from vitrine_shopbench import scoring
@@ -65,13 +64,7 @@ def detector_run(path: Path, settings: DetectorSettings, model: Any) -> tuple[fl
     """Seconds through the service's pipeline, and its tracks."""
     limits = settings.limits()
     started = time.perf_counter()
-    with PyAVSource(
-        path.read_bytes(),
-        limits,
-        threads=settings.decoder_threads,
-        skip_non_reference=settings.decoder_skip_non_reference,
-        skip_loop_filter=settings.decoder_skip_loop_filter,
-    ) as source:
+    with video_opener(settings)(path.read_bytes(), limits) as source:
         result = detect_objects(source, model, settings.pipeline_params(), limits)
     return time.perf_counter() - started, result.objects
 

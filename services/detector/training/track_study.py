@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vitrine_detector import pipeline
-from vitrine_detector.adapters.decoder import PyAVSource
-from vitrine_detector.app import load_detector
+from vitrine_detector.app import load_detector, video_opener
 from vitrine_detector.domain.appearance import Appearance, describe
 from vitrine_detector.domain.tracking import (
     Detection,
@@ -81,18 +80,13 @@ def record(roots: list[Path]) -> Recording:
     detector = load_detector(settings)
     params = settings.pipeline_params()
     limits = settings.limits()
+    open_video = video_opener(settings)
     videos: dict[tuple[str, str], list[SampledFrame]] = {}
     for root in roots:
         for path in sorted((root / "videos" / SPLIT).iterdir()):
             run = _RecordingRun(detector, params, None)
             run.frames = []
-            with PyAVSource(
-                path.read_bytes(),
-                limits,
-                threads=settings.decoder_threads,
-                skip_non_reference=settings.decoder_skip_non_reference,
-                skip_loop_filter=settings.decoder_skip_loop_filter,
-            ) as source:
+            with open_video(path.read_bytes(), limits) as source:
                 run.consume(source, limits)
             videos[(str(root), path.stem)] = run.frames
             print(f"{root.name} {path.stem}: {len(run.frames)} sampled frames", flush=True)

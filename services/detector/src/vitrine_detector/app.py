@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from vitrine_detector import handlers
 from vitrine_detector.adapters.yolo import YoloDetector
 from vitrine_detector.api.routes import router
-from vitrine_detector.application import VideoDetector, open_with_pyav
+from vitrine_detector.application import SourceOpener, VideoDetector, open_with_pyav
 from vitrine_detector.settings import DetectorSettings
 from vitrine_runtime.logging import get_logger
 from vitrine_runtime.media import open_media_store
@@ -41,6 +41,15 @@ def load_detector(settings: DetectorSettings) -> YoloDetector:
     return detector
 
 
+def video_opener(settings: DetectorSettings) -> SourceOpener:
+    """Opens a video's bytes with PyAV as the settings say (threads, frames skipped)."""
+    return open_with_pyav(
+        settings.decoder_threads,
+        settings.decoder_skip_non_reference,
+        settings.decoder_skip_loop_filter,
+    )
+
+
 def create_app(settings: DetectorSettings | None = None) -> FastAPI:
     settings = settings or DetectorSettings()
     runtime = build_runtime(settings)
@@ -67,11 +76,7 @@ def create_app(settings: DetectorSettings | None = None) -> FastAPI:
             limits=settings.limits(),
             params=settings.pipeline_params(),
             envelope=rt.envelope,
-            open_source=open_with_pyav(
-                settings.decoder_threads,
-                settings.decoder_skip_non_reference,
-                settings.decoder_skip_loop_filter,
-            ),
+            open_source=video_opener(settings),
             model_id=model.model_id,
         )
 
