@@ -51,6 +51,34 @@ def test_a_head_round_trips_through_its_file(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(again.project(features), axis=1), 1.0, atol=1e-5)
 
 
+def test_an_ensemble_scores_the_mean_of_its_members_cosines(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    members = [
+        MatcherHead(rng.standard_normal((FEATURES, 16)).astype(np.float32), f"m{k}")
+        for k in range(3)
+    ]
+    ensemble = MatcherHead.stacked(members, "e")
+    a, b = np.abs(rng.standard_normal((2, FEATURES))).astype(np.float32)
+    mean_cosine = np.mean([float(m.project(a[None])[0] @ m.project(b[None])[0]) for m in members])
+    vectors = ensemble.project(np.stack([a, b]))
+    assert vectors.shape == (2, 48)
+    assert float(vectors[0] @ vectors[1]) == pytest.approx(mean_cosine, abs=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    ensemble.save(tmp_path / "e.npz")
+    again = MatcherHead.load(tmp_path / "e.npz")
+    assert again.members == 3
+    np.testing.assert_allclose(again.project(np.stack([a, b])), vectors, atol=2e-3)
+
+
+def test_an_ensemble_needs_single_heads_of_one_size() -> None:
+    small = MatcherHead(np.zeros((FEATURES, 8), np.float32), "small")
+    large = MatcherHead(np.zeros((FEATURES, 16), np.float32), "large")
+    with pytest.raises(ValueError, match="one size"):
+        MatcherHead.stacked([small, large], "e")
+    with pytest.raises(ValueError, match="members"):
+        MatcherHead(np.zeros((FEATURES, 10), np.float32), "odd", members=3)
+
+
 def test_a_head_of_the_wrong_shape_or_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="maps"):
         MatcherHead(np.zeros((10, 4), np.float32), "bad")

@@ -32,7 +32,9 @@ Views it learns from, per training catalog:
 The validation split (never trained on) reports, beside the plain ImageNet features:
 per-crop top-1, and per object ("track" of 4 crops spread over its appearance, as the
 detector sends them) top-1, score and margin. The test split is never read.
-Writes models/matcher-head.npz (weights and a card) and matcher-head.json (the card).
+Writes one head, matcher-head.npz (weights and a card) and matcher-head.json (the card),
+into `--out`. The shipped head is an ensemble of four such runs, stacked by
+`stack_heads.py` (see the model card): give each run an `--out` of its own.
 """
 
 from __future__ import annotations
@@ -63,8 +65,6 @@ from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHe
 from vitrine_shopbench import images as photos
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
 
-HERE = Path(__file__).resolve().parent
-MODELS = HERE.parent / "models"
 HEAD_NAME = "matcher-head"
 
 CROP_EVERY_MS = 300
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vitrine-matcher-training"
     )
-    parser.add_argument("--out", type=Path, default=MODELS)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the head and its card")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

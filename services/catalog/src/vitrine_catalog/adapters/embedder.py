@@ -254,18 +254,40 @@ DEFAULT_HEAD = Path(__file__).resolve().parents[3] / "models" / "matcher-head.np
 
 
 class MatcherHead:
-    """A linear map from image features (pooled network features and colour descriptor,
+    """A learned map from image features (pooled network features and colour descriptor,
     :data:`FEATURES` values) to the vectors the index stores, trained by
-    ``services/catalog/training/train_matcher.py``. Saved as ``.npz``: ``weights``
-    (FEATURES x dimension, stored as float16: half the size, and vectors move by less
-    than 1e-3 in cosine) and ``card`` (JSON: how it was made)."""
+    ``services/catalog/training/train_matcher.py``.
 
-    def __init__(self, weights: npt.NDArray[np.float32], name: str, card: str = "{}") -> None:
+    It is an ensemble of ``members`` linear heads of equal size side by side: each
+    member's part of the vector is unit length on its own and the whole is scaled by
+    ``1/sqrt(members)``, so a dot product is the mean of the members' cosines. Heads
+    trained alike but on other data or seeds disagree on the hard cases (ShopBench's
+    validation moved by several tracks from one training run to the next); their mean
+    is steadier than any one of them. One member is a plain linear head.
+
+    Saved as ``.npz``: ``weights`` (FEATURES x dimension, stored as float16: half the
+    size, and vectors move by less than 1e-3 in cosine), ``members`` and ``card`` (JSON:
+    how it was made)."""
+
+    def __init__(
+        self, weights: npt.NDArray[np.float32], name: str, card: str = "{}", members: int = 1
+    ) -> None:
         if weights.ndim != 2 or weights.shape[0] != FEATURES:
             raise ValueError(f"a matcher head maps {FEATURES} features, not {weights.shape}")
+        if members < 1 or weights.shape[1] % members:
+            raise ValueError(f"{weights.shape[1]} outputs do not split into {members} members")
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
         self.name = name
         self.card = card
+        self.members = members
+
+    @classmethod
+    def stacked(cls, heads: Sequence[MatcherHead], name: str, card: str = "{}") -> MatcherHead:
+        """The ensemble of single heads of one size (their mean cosine)."""
+        if not heads or any(h.members != 1 or h.dimension != heads[0].dimension for h in heads):
+            raise ValueError("an ensemble stacks single heads of one size")
+        weights = np.concatenate([h.weights for h in heads], axis=1)
+        return cls(weights, name, card, members=len(heads))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MatcherHead:
@@ -276,20 +298,28 @@ class MatcherHead:
         with np.load(io.BytesIO(blob), allow_pickle=False) as saved:
             weights = saved["weights"]
             card = str(saved["card"]) if "card" in saved.files else "{}"
-        return cls(weights, f"{file.stem}@{hashlib.sha256(blob).hexdigest()[:12]}", card)
+            members = int(saved["members"]) if "members" in saved.files else 1
+        name = f"{file.stem}@{hashlib.sha256(blob).hexdigest()[:12]}"
+        return cls(weights, name, card, members)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         with open(path, "wb") as out:
-            np.savez(out, weights=self.weights.astype(np.float16), card=np.array(self.card))
+            np.savez(
+                out,
+                weights=self.weights.astype(np.float16),
+                members=np.array(self.members),
+                card=np.array(self.card),
+            )
 
     @property
     def dimension(self) -> int:
         return int(self.weights.shape[1])
 
     def project(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        vectors = features @ self.weights
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        result: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        vectors = (features @ self.weights).reshape(len(features), self.members, -1)
+        norms = np.linalg.norm(vectors, axis=2, keepdims=True)
+        unit = vectors / np.maximum(norms, 1e-12) / np.sqrt(self.members)
+        result: npt.NDArray[np.float32] = unit.reshape(len(features), -1).astype(np.float32)
         return result
 
 
