@@ -10,7 +10,9 @@ span, crop files) with the catalog's judgement of it. This script embeds those c
 the dataset's studio images the way the catalog does (same network, preprocessing, head
 and object colour), scores every track against every product exactly as
 `vitrine_catalog.domain.matching` does, and prints what `eval --calibrate` prints: the
-pooled best recall at precision 0.95 over the splits, with its threshold and margin. So a
+pooled best recall at precision 0.95 over the splits, with its threshold and margin; with
+three splits or more, also out of sample (each split judged at the threshold and margin
+the others chose: a fairer comparison of two heads than in-sample figures). So a
 new head or matching rule is judged on the detector's real tracks in a minute, without
 running the pipeline again. Network features are cached in each folder; only the head and
 the colour weight are applied per run. Never give it a test split.
@@ -170,6 +172,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{split.name}: {best}")
     best = evaluation.choose_calibration(grids)
     print(f"pooled over {len(grids)}: {best}")
+    if len(grids) > 2:
+        # Out of sample: each split judged at the settings the others chose.
+        held_out = [0, 0, 0]
+        for index, grid in enumerate(grids):
+            chosen = evaluation.choose_calibration(grids[:index] + grids[index + 1 :])
+            if chosen is not None:
+                counts = evaluation.pooled_counts([grid], chosen.threshold, chosen.margin)
+                held_out = [total + n for total, n in zip(held_out, counts, strict=True)]
+        right, tagged, on_screen = held_out
+        print(
+            f"  leave one split out: right, tagged, on screen = {tuple(held_out)}"
+            f" (precision {right / max(tagged, 1):.3f}, recall {right / max(on_screen, 1):.3f})"
+        )
     if best is not None:
         defaults = CatalogSettings.model_fields
         default = (

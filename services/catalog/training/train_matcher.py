@@ -399,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distractor-ceiling", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train this many heads, seeds --seed, --seed + 1, ... (into --out/seed-N/)"
+        " from one preparation of the views: members for stack_heads.py",
+    )
+    parser.add_argument(
         "--crop-framing",
         choices=["pad", "centre"],
         default="pad",
@@ -461,8 +468,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{root}: {counts[-1]}", flush=True)
 
-    weights = train_head(groups, args)
-
     val_catalog = Catalog.of(args.val.resolve())
     val_views = video_crops(val_catalog.root, "val", random.Random(args.seed + 1))
     val_queries = features([v.image for v in val_views], f"val:{args.val}", "crop")
@@ -477,46 +482,57 @@ def main(argv: list[str] | None = None) -> int:
         val_queries,
         val_catalog.held_out,
     )
-    head = MatcherHead(weights, HEAD_NAME)
-    trained = validate(
-        head.project,
-        val_gallery,
-        val_catalog.image_products,
-        val_views,
-        val_queries,
-        val_catalog.held_out,
-    )
-    card = {
-        "name": HEAD_NAME,
-        "maps": f"{FEATURES} features (1280 pooled EfficientNet-Lite0 + colour) to"
-        f" {args.dimension}",
-        "embedder": embedder.model_version,
-        "training": counts,
-        "hyperparameters": {
-            k: getattr(args, k)
-            for k in (
-                "synthetic",
-                "near_misses",
-                "dimension",
-                "steps",
-                "batch",
-                "lr",
-                "weight_decay",
-                "dropout",
-                "temperature",
-                "distractor_ceiling",
-                "seed",
-                "crop_framing",
-            )
-        },
-        "validation": {"dataset": args.val.name, "imagenet_features": baseline, "head": trained},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    MatcherHead(weights, HEAD_NAME, json.dumps(card)).save(args.out / f"{HEAD_NAME}.npz")
-    (args.out / f"{HEAD_NAME}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps(card["validation"], indent=2))
+    first_seed = args.seed
+    for member in range(args.members):
+        # Members differ only in their seed (initialisation, batches, dropout); the views
+        # are the same, made once.
+        args.seed = first_seed + member
+        out = args.out if args.members == 1 else args.out / f"seed-{args.seed}"
+        weights = train_head(groups, args)
+        head = MatcherHead(weights, HEAD_NAME)
+        trained = validate(
+            head.project,
+            val_gallery,
+            val_catalog.image_products,
+            val_views,
+            val_queries,
+            val_catalog.held_out,
+        )
+        card = {
+            "name": HEAD_NAME,
+            "maps": f"{FEATURES} features (1280 pooled EfficientNet-Lite0 + colour) to"
+            f" {args.dimension}",
+            "embedder": embedder.model_version,
+            "training": counts,
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in (
+                    "synthetic",
+                    "near_misses",
+                    "dimension",
+                    "steps",
+                    "batch",
+                    "lr",
+                    "weight_decay",
+                    "dropout",
+                    "temperature",
+                    "distractor_ceiling",
+                    "seed",
+                    "crop_framing",
+                )
+            },
+            "validation": {
+                "dataset": args.val.name,
+                "imagenet_features": baseline,
+                "head": trained,
+            },
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        MatcherHead(weights, HEAD_NAME, json.dumps(card)).save(out / f"{HEAD_NAME}.npz")
+        (out / f"{HEAD_NAME}.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"{out / HEAD_NAME}.npz:", json.dumps(card["validation"]["head"]), flush=True)
     return 0
 
 
