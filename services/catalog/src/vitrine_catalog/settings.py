@@ -24,8 +24,8 @@ class CatalogSettings(ServiceSettings):
     #   python -m vitrine_stack eval --split val --seed 9 --calibrate   (and 10, 11)
     #   python -m vitrine_stack eval --split val --calibrate --pool-with \
     #       .vitrine/calibration-seed-{9,10,11}-val.json
-    # chose 0.46 and 0.06 with the ensemble matcher head (2026-12-04): the best recall
-    # (0.79, 69 of 87) at the target precision 0.95 (it gave 0.958) whose next looser
+    # chose 0.44 and 0.10 with the ensemble matcher head (2026-12-04): the best recall
+    # (0.78, 68 of 87) at the target precision 0.95 (it gave 0.971) whose next looser
     # threshold holds it too, with the detector's INT8 model at 416 px and padded crops.
     # (The single head before it: 0.50 / 0.08, 64-65 of 87.) Right products lead their
     # runner-up by 0.1-0.5, distractors and wrong products that score as high mostly by
@@ -33,10 +33,10 @@ class CatalogSettings(ServiceSettings):
     # being the mean of its members'. Other heads, weights, EMBED_HEAD=none,
     # MATCH_COLOUR_WEIGHT=0 or MATCH_CROP_FRAMING=centre need their own values.
     match_score_threshold: float = Field(
-        0.46, ge=-1, le=1, description="cosine below which a detected object is not tagged"
+        0.44, ge=-1, le=1, description="cosine below which a detected object is not tagged"
     )
     match_margin: float = Field(
-        0.06,
+        0.10,
         ge=0,
         le=1,
         description="best product must beat the runner-up product by this much",
