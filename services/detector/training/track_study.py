@@ -14,7 +14,8 @@ scores the tracks against the ground truth, as `make eval` would before matching
 - products tracked: (video, product) pairs some published track follows (the ceiling of
   the matcher's recall);
 - identity switches: tracks whose boxes follow two objects (each in two boxes or more);
-- tracks published, and the products no track follows.
+- tracks published, and the products no track follows, each with how often it was on
+  screen in the sampled frames and how often the detector boxed it (detector or tracker?).
 
 It reads validation splits only: tracker settings are chosen there, never on test.
 """
@@ -100,6 +101,7 @@ class Score:
     switches: int = 0
     tracks: int = 0
     lost: list[str] = dataclasses.field(default_factory=list)
+    lost_keys: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
 def tracks_of(frames: list[SampledFrame], params: TrackingParams) -> list[Track]:
@@ -137,7 +139,43 @@ def score(recording: Recording, params: TrackingParams, keep: TrackFilter) -> Sc
         result.tracked += len(set(products) & followed)
         result.tracks += len(tracks)
         result.lost += [f"{Path(root).name}/{video_id}/{p}" for p in products if p not in followed]
+        result.lost_keys += [(root, video_id, p) for p in products if p not in followed]
     return result
+
+
+def detection_record(recording: Recording, root: str, video_id: str, product_id: str) -> str:
+    """Why no track follows a product: how often it was on screen in the sampled frames
+    (and mostly visible), and how often the detector boxed it (IoU >= 0.3). Rarely boxed
+    while visible points at the detector; boxed often, at the tracker."""
+    truth = load_truths(Path(root), SPLIT)[video_id]
+    seen = scoring._Frames(truth)
+    objects = {int(o["object_id"]) for o in truth["objects"] if o["product_id"] == product_id}
+    present = visible = boxed = 0
+    for frame in recording.videos[(root, video_id)]:
+        nearest = seen.nearest(round(frame.t * 1000))
+        shown = [b for b in nearest["boxes"] if int(b["object_id"]) in objects] if nearest else []
+        if not shown:
+            continue
+        present += 1
+        visible += shown[0].get("visible", 1.0) >= 0.5
+        truth_box = shown[0]["box"]
+        overlaps = [
+            scoring.iou(
+                (
+                    d.box.x1 * seen.width,
+                    d.box.y1 * seen.height,
+                    d.box.x2 * seen.width,
+                    d.box.y2 * seen.height,
+                ),
+                truth_box,
+            )
+            for d in frame.detections
+        ]
+        boxed += max(overlaps, default=0.0) >= scoring.MIN_TRACK_IOU
+    return (
+        f"on screen in {present} sampled frames ({visible} at least half visible),"
+        f" boxed by the detector in {boxed}"
+    )
 
 
 def _switches(seen: Any, boxes: tuple[scoring.TrackBox, ...]) -> int:
@@ -198,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         f"products tracked {result.tracked}/{result.products}, identity switches"
         f" {result.switches}, tracks {result.tracks}"
     )
-    for lost in result.lost:
-        print(f"  not tracked: {lost}")
+    for lost, key in zip(result.lost, result.lost_keys, strict=True):
+        print(f"  not tracked: {lost}: {detection_record(recording, *key)}")
     return 0
 
 
