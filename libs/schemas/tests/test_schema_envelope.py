@@ -59,6 +59,13 @@ def test_envelope_round_trip(example: Event) -> None:
     assert Envelope[event_cls].model_validate_json(wire) == envelope  # type: ignore[valid-type]
 
 
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.event_type for e in EXAMPLES])
+def test_to_bytes_is_the_json_dump_encoded(example: Event) -> None:
+    # to_bytes takes the serializer's bytes directly; they must be model_dump_json's.
+    envelope = Envelope.wrap(example, producer="tests", correlation_id="flow-ü-✓")
+    assert envelope.to_bytes() == envelope.model_dump_json().encode()
+
+
 def test_wrap_gives_a_new_flow_fresh_ids() -> None:
     example = EXAMPLES[0]
     first = Envelope.wrap(example, producer="tests")

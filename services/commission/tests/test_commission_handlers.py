@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -14,13 +15,27 @@ from pydantic import ValidationError
 
 from vitrine_commission.adapters import repository
 from vitrine_commission.app import MIGRATIONS, build_runtime
-from vitrine_commission.domain import AccountKind, OwnerType
+from vitrine_commission.domain import (
+    AccountKind,
+    AttributionPolicy,
+    OwnerType,
+    Shares,
+    book_refund,
+    book_sale,
+)
+from vitrine_commission.handlers import _accrued, _reversed
 from vitrine_commission.settings import CommissionSettings
 from vitrine_runtime.consumer import Outcome, PermanentError
 from vitrine_runtime.db import Database
 from vitrine_runtime.testing import message_of
 from vitrine_schemas.envelope import Envelope
-from vitrine_schemas.events import AttributionSource, OrderPlaced, ShopKind
+from vitrine_schemas.events import (
+    AttributionSource,
+    CommissionAccrued,
+    CommissionReversed,
+    OrderPlaced,
+    ShopKind,
+)
 from vitrine_schemas.money import Money
 
 
@@ -271,3 +286,59 @@ async def test_a_three_way_split_of_one_fils_and_a_one_yen_refund_balance_in_the
         assert trial[currency].sum_minor == 0
         assert trial[currency].imbalanced_transactions == 0
     assert balances[("platform", "platform", "cash", "JPY")] == 1998
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        order_placed("o-eur", [line(1999, 3, commission_bps=1250), line(500)]),
+        order_placed("o-kwd", [line(12345, 2, currency="KWD")], creator_id=None),
+        order_placed("o-1p", [line(1500, currency="JPY")], shop_kind=ShopKind.FIRST_PARTY),
+    ],
+    ids=["eur-two-lines", "kwd-no-creator", "jpy-first-party"],
+)
+def test_emitted_events_equal_the_models_built_field_by_field(order: OrderPlaced) -> None:
+    # The handlers validate the emitted events from plain data in one call; the result
+    # must be the very model the field-by-field constructors give.
+    booked, sale = book_sale(order, AttributionPolicy())
+    currency = sale.currency
+
+    def money(amount: int) -> Money:
+        return Money(amount_minor=amount, currency=currency)
+
+    accrued = _accrued(booked, sale)
+    assert type(accrued) is CommissionAccrued
+    assert accrued == CommissionAccrued(
+        order_id=order.order_id,
+        transaction_id=str(sale.id),
+        shop_id=order.shop_id,
+        creator_id=booked.creator_id,
+        gross=money(sale.amount_minor),
+        seller_proceeds=money(sale.shares.seller_proceeds),
+        creator_commission=money(sale.shares.creator_commission),
+        platform_fee=money(sale.shares.platform_fee),
+    )
+    assert CommissionAccrued.model_validate_json(accrued.model_dump_json()) == accrued
+    total = order.total.amount_minor
+    reversal = book_refund(booked, Shares.zero(), order_refunded(order, "r1", total, total))
+    reversed_ = _reversed(booked, reversal)
+    assert type(reversed_) is CommissionReversed
+    assert reversed_ == CommissionReversed(
+        order_id=order.order_id,
+        refund_id="r1",
+        transaction_id=str(reversal.id),
+        shop_id=order.shop_id,
+        creator_id=booked.creator_id,
+        refund_amount=money(reversal.amount_minor),
+        seller_proceeds_reversed=money(reversal.shares.seller_proceeds),
+        creator_commission_reversed=money(reversal.shares.creator_commission),
+        platform_fee_reversed=money(reversal.shares.platform_fee),
+    )
+
+
+def test_an_emitted_event_is_still_validated() -> None:
+    booked, sale = book_sale(order_placed(), AttributionPolicy())
+    with pytest.raises(ValidationError, match="currency"):
+        _accrued(booked, dataclasses.replace(sale, currency="XYZ"))
+    with pytest.raises(ValidationError, match="order_id"):
+        _accrued(dataclasses.replace(booked, order_id=""), sale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import asyncpg
@@ -9,7 +10,16 @@ import pytest
 from commission_testkit import line, order_placed, order_refunded
 
 from vitrine_commission.adapters import repository
-from vitrine_commission.domain import AttributionPolicy, Shares, book_refund, book_sale
+from vitrine_commission.domain import (
+    AccountRef,
+    AttributionPolicy,
+    Entry,
+    LedgerTransaction,
+    Posting,
+    Shares,
+    book_refund,
+    book_sale,
+)
 from vitrine_commission.domain.accounts import platform_cash, seller_payable
 from vitrine_runtime.db import Database
 from vitrine_schemas.events import ShopKind
@@ -116,6 +126,87 @@ async def test_an_entry_added_later_to_a_committed_transaction_is_checked(
         assert await conn.fetchval("SELECT count(*) FROM entries") == 2
         # Nothing stays parked for the commit-time check once transactions end.
         assert await conn.fetchval("SELECT count(*) FROM ledger_unbalanced") == 0
+
+
+async def test_a_statement_that_balances_by_itself_does_not_clear_an_earlier_one(
+    ledger_db: Database,
+) -> None:
+    # Each INSERT parks the transactions its own rows leave off balance (migration 004);
+    # the commit-time check then sums all of a parked transaction's entries.
+    tx_id = uuid.uuid4()
+    insert = (
+        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+        " VALUES ($1, $2, $3, 'EUR')"
+    )
+
+    async def post() -> None:
+        async with ledger_db.transaction() as conn:
+            cash, seller = await _open_accounts(conn)
+            await _insert_transaction(conn, tx_id, "o-two-statements")
+            await conn.execute(insert, tx_id, cash, 100)  # off by 100: parked
+            await conn.executemany(insert, [(tx_id, cash, 5), (tx_id, seller, -5)])
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+                " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[])",
+                tx_id,
+                [cash, seller],
+                [7, -7],
+                ["EUR", "EUR"],
+            )  # balanced by itself
+
+    with pytest.raises(asyncpg.CheckViolationError, match="does not balance: 100 EUR off"):
+        await post()
+    async with ledger_db.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 0
+
+
+def _unchecked(transaction: LedgerTransaction, *legs: tuple[AccountRef, int]) -> LedgerTransaction:
+    """The transaction with other entries, past Posting's own balance check: what a bug in
+    the rules could hand the repository."""
+    posting = object.__new__(Posting)
+    object.__setattr__(posting, "entries", tuple(Entry(ref, amount) for ref, amount in legs))
+    return dataclasses.replace(transaction, posting=posting)
+
+
+async def test_the_bulk_path_rejects_an_unbalanced_posting(ledger_db: Database) -> None:
+    good = book_sale(order_placed("o-good"), POLICY)
+    booked, sale = book_sale(order_placed("o-bad"), POLICY)
+    bad = _unchecked(
+        sale, (platform_cash("EUR"), 1000), (seller_payable(booked.seller_id, "EUR"), -999)
+    )
+    with pytest.raises(asyncpg.CheckViolationError, match=f"{sale.id} does not balance: 1 EUR"):
+        async with ledger_db.transaction() as conn:
+            await repository.record_sales(
+                conn, [(*good, uuid.uuid4()), (booked, bad, uuid.uuid4())]
+            )
+    async with ledger_db.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM transactions") == 0
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 0
+        assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_the_bulk_path_books_what_the_single_path_books(ledger_db: Database) -> None:
+    orders = [
+        order_placed("o-a", [line(1999, 3, commission_bps=1250)]),
+        order_placed("o-b", [line(12345, currency="KWD")], creator_id=None),
+        order_placed("o-c", [line(1500, currency="JPY")], shop_kind=ShopKind.FIRST_PARTY),
+    ]
+    booked = [book_sale(order, POLICY) for order in orders]
+    event_ids = [uuid.uuid4() for _ in orders]
+    async with ledger_db.transaction() as conn:
+        await repository.record_sales(
+            conn, [(b, s, e) for (b, s), e in zip(booked, event_ids, strict=True)]
+        )
+        for (order_booked, sale), event_id in zip(booked, event_ids, strict=True):
+            [record] = await repository.list_transactions(conn, sale.order_id or "")
+            assert (record.id, record.kind, record.event_id) == (sale.id, sale.kind, event_id)
+            assert (record.currency, record.shares) == (sale.currency, sale.shares)
+            # In posting order: COPY keeps the rows' order, so the entry ids follow it.
+            assert [(e.account, e.amount_minor) for e in record.entries] == [
+                (e.account, e.amount_minor) for e in sale.posting.entries
+            ]
+            found = await repository.find_order(conn, order_booked.order_id)
+            assert found == order_booked
 
 
 async def test_set_constraints_immediate_checks_a_parked_transaction_now(

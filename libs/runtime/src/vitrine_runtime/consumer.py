@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -271,11 +270,14 @@ class EventConsumer:
             # The common case in one pass over the JSON; anything odd (a body of another
             # type or version than its header says, a bad payload) takes the careful path
             # below, which tells the dead-letter reasons apart.
-            with contextlib.suppress(ValidationError):
+            try:
                 envelope = self._envelope_type(header_type).model_validate_json(message.value)
-                if (envelope.type, envelope.schema_version) == (
-                    header_type,
-                    envelope.data.schema_version,
+            except ValidationError:
+                pass
+            else:
+                if (
+                    envelope.type == header_type
+                    and envelope.schema_version == envelope.data.schema_version
                 ):
                     return envelope
         return self._decode(message)

@@ -102,7 +102,9 @@ class Envelope(EnvelopeMetadata, Generic[EventT]):
         )
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        """The JSON body, as `model_dump_json().encode()` gives it: straight from
+        pydantic's serializer, which makes bytes (once per emitted event)."""
+        return self.__pydantic_serializer__.to_json(self)
 
 
 _TYPED: dict[type[Event], Any] = {}

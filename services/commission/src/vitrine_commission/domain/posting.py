@@ -33,9 +33,16 @@ class Posting:
     entries: tuple[Entry, ...]
 
     def __post_init__(self) -> None:
-        if any(entry.amount_minor == 0 for entry in self.entries):
-            raise ValueError("a posting has no zero entries; leave them out")
-        off = {c: total for c, total in self.totals_by_currency().items() if total != 0}
+        # One pass over the entries (this runs once per posting): no zero entry, and the
+        # totals per currency; then every total must be zero.
+        totals: dict[str, int] = {}
+        for entry in self.entries:
+            amount = entry.amount_minor
+            if amount == 0:
+                raise ValueError("a posting has no zero entries; leave them out")
+            currency = entry.account.currency
+            totals[currency] = totals.get(currency, 0) + amount
+        off = {c: total for c, total in totals.items() if total != 0}
         if off:
             raise UnbalancedPostingError(f"posting does not balance: {off}")
 
