@@ -147,9 +147,14 @@ async def record_sale(
         raise ValueError("record_sale takes the sale transaction of the order")
     await record_transaction(conn, sale, event_id)
     await conn.execute(
-        "INSERT INTO orders"
-        " (order_id, sale_transaction_id, shop_id, seller_id, shop_kind, creator_id, currency)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        *_order_row(order, sale),
+    )
+
+
+def _order_row(order: BookedOrder, sale: LedgerTransaction) -> tuple[object, ...]:
+    """An `orders` row, in the order of `_ORDER_COLUMNS`."""
+    return (
         order.order_id,
         sale.id,
         order.shop_id,
@@ -225,18 +230,7 @@ async def record_sales(
     await conn.copy_records_to_table(
         "orders",
         columns=_ORDER_COLUMNS,
-        records=[
-            (
-                order.order_id,
-                sale.id,
-                order.shop_id,
-                order.seller_id,
-                order.shop_kind.value,
-                order.creator_id,
-                order.currency,
-            )
-            for order, sale, _ in sales
-        ],
+        records=[_order_row(order, sale) for order, sale, _ in sales],
     )
 
 
