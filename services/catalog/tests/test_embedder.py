@@ -13,6 +13,7 @@ from vitrine_catalog.adapters.embedder import (
     ImageEmbedder,
     InvalidImageError,
     ObjectColour,
+    box_studio_shot,
     pad_to_square,
 )
 
@@ -218,3 +219,55 @@ def test_crop_framing_is_part_of_the_model_version() -> None:
     padded = ImageEmbedder.load(threads=2, crop_framing="pad")
 
     assert padded.model_version == f"{centred.model_version}+crop:pad"
+
+
+def _studio_shot(product: Image.Image, at: tuple[int, int], size: int = 400) -> Image.Image:
+    """``product`` on a plain backdrop that darkens from top to bottom, as studios light it."""
+    ramp = np.linspace(250, 200, size, dtype=np.float32)[:, None, None]
+    backdrop = np.broadcast_to(ramp, (size, size, 3)).astype(np.uint8)
+    shot = Image.fromarray(np.ascontiguousarray(backdrop))
+    shot.paste(product, at)
+    return shot
+
+
+def test_a_boxed_studio_shot_is_the_product_with_a_crops_margin() -> None:
+    product = Image.new("RGB", (80, 160), (20, 120, 120))
+    boxed = box_studio_shot(_studio_shot(product, (100, 60)))
+
+    # 8 % of the box on each side; the mask (at 400 / 128 px a pixel, grown by one
+    # pixel so the outline stays in) may add up to ~3 px a side.
+    assert 80 * 1.16 - 2 <= boxed.width <= 80 * 1.16 + 8 + 6
+    assert 160 * 1.16 - 2 <= boxed.height <= 160 * 1.16 + 8 + 6
+    teal = np.asarray(boxed)[boxed.height // 2, boxed.width // 2]
+    assert tuple(teal) == (20, 120, 120)
+
+
+def test_a_shot_without_a_plain_backdrop_is_left_whole(photos: dict[str, Image.Image]) -> None:
+    photo = photos["astronaut"].convert("RGB")
+
+    assert box_studio_shot(photo).size == photo.size
+
+
+def test_a_boxed_shot_looks_more_like_a_crop_of_its_product(
+    photos: dict[str, Image.Image],
+) -> None:
+    """The product small on a wide backdrop (a studio shot) against the product edge to
+    edge (a detector's crop): boxing the shot puts both at the same scale."""
+    whole = ImageEmbedder.load(threads=2, crop_framing="pad")
+    boxed = ImageEmbedder.load(threads=2, crop_framing="pad", studio_framing="box")
+    for name in ("coffee", "chelsea", "astronaut", "rocket"):
+        product = photos[name].convert("RGB").resize((120, 120))
+        shot = _studio_shot(product, (140, 140))
+        crop = product.resize((200, 200))
+
+        as_whole = whole.embed([crop], view="crop")[0] @ whole.embed([shot], view="studio")[0]
+        as_box = boxed.embed([crop], view="crop")[0] @ boxed.embed([shot], view="studio")[0]
+
+        assert as_box > as_whole + 0.1, name
+
+
+def test_studio_framing_is_part_of_the_model_version() -> None:
+    whole = ImageEmbedder.load(threads=2)
+    boxed = ImageEmbedder.load(threads=2, studio_framing="box")
+
+    assert boxed.model_version == f"{whole.model_version}+studio:box"

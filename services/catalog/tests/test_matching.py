@@ -5,6 +5,7 @@ own outbox rows are handed to its consumer, as the broker would deliver them."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,34 @@ async def test_every_judged_track_keeps_the_best_guess_and_its_lead(harness: Har
     assert wall_row["tagged_product_id"] is None
     assert wall_row["best_product_id"] in {cup.product_id, saucer.product_id}
     assert wall_row["best_score"] < harness.catalog.settings.match_score_threshold
+
+
+async def test_a_track_seen_in_few_crops_must_score_higher(harness: Harness) -> None:
+    """The same cup, once a full track and once a glimpse of one crop: with a penalty that
+    puts the glimpse's bar above what it scores, only the full track is tagged, and the
+    glimpse's row says what it would have needed."""
+    shop = await harness.shop()
+    cup = await harness.product(shop, "Espresso cup", skimage_data.coffee())
+    video = "vid-glimpse"
+    full = await harness.track(video, "full", skimage_data.coffee(), seed=7)
+    glimpse = await harness.track(video, "glimpse", skimage_data.coffee(), seed=7)
+    glimpse = glimpse.model_copy(update={"crops": glimpse.crops[:1]})
+    # The harness's 3-crop tracks count as full ones here.
+    settings = CatalogSettings(match_short_track_penalty=2.0, max_crops_per_track=len(full.crops))
+    harness.catalog.settings = settings
+
+    await harness.deliver(full)
+    await harness.deliver(glimpse)
+
+    assert await harness.tags(video) == {"full": cup.product_id}
+    judged = {r["track_id"]: r for r in await harness.catalog.video_tracks(video)}
+    assert judged["full"]["crops_judged"] == len(full.crops)
+    assert judged["glimpse"]["crops_judged"] == 1
+    assert judged["glimpse"]["best_product_id"] == cup.product_id
+    handicap = harness.catalog.short_track_handicap(1)
+    assert handicap == pytest.approx(2.0 * (1 - 1 / math.sqrt(len(full.crops))), abs=1e-6)
+    assert harness.catalog.short_track_handicap(len(full.crops)) == 0.0
+    assert judged["glimpse"]["best_score"] < settings.match_score_threshold + handicap
 
 
 async def test_every_candidate_is_scored_on_every_crop_not_only_where_it_was_a_hit(

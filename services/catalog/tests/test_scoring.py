@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from vitrine_catalog.domain.matching import ImageHit, candidates, judge, score_products
+from vitrine_catalog.domain.matching import (
+    ImageHit,
+    candidates,
+    judge,
+    score_needed,
+    score_products,
+)
 
 
 def unit(degrees: float) -> np.ndarray:
@@ -77,3 +83,35 @@ def test_judge_of_nothing_is_no_guess() -> None:
     judgement = judge({}, {}, threshold=0.5, margin=0.0)
     assert judgement.best is None
     assert judgement.decision is None
+
+
+def test_a_full_track_needs_the_threshold_and_shorter_ones_more() -> None:
+    def needed(crops: int) -> float:
+        return score_needed(0.44, crops, short_track_penalty=0.5, full_track_crops=8)
+
+    assert needed(8) == pytest.approx(0.44)
+    assert needed(12) == pytest.approx(0.44)  # judged on at most a full track's crops
+    assert needed(4) == pytest.approx(0.44 + 0.5 * (1 / 2 - 1 / math.sqrt(8)))
+    assert needed(2) == pytest.approx(0.44 + 0.5 * (1 / math.sqrt(2) - 1 / math.sqrt(8)))
+    assert needed(0) == needed(1)
+    assert needed(1) > needed(2) > needed(4) > needed(8)
+    assert score_needed(0.44, 2, short_track_penalty=0.0, full_track_crops=8) == 0.44
+
+
+@pytest.mark.parametrize(("crops", "tagged"), [(8, "mug"), (4, "mug"), (2, None)])
+def test_judge_holds_a_short_track_to_a_higher_score(crops: int, tagged: str | None) -> None:
+    """0.55 clears 0.44 for a full track and one of 4 crops (0.513 needed), not for a
+    glimpse of 2 crops (0.617 needed)."""
+    judgement = judge(
+        {"mug": 0.55, "cup": 0.30},
+        {"mug": "shop-a", "cup": "shop-b"},
+        threshold=0.44,
+        margin=0.10,
+        crops=crops,
+        short_track_penalty=0.5,
+        full_track_crops=8,
+    )
+    assert judgement.best is not None
+    assert judgement.best.product_id == "mug"
+    assert judgement.crops == crops
+    assert (judgement.decision.product_id if judgement.decision else None) == tagged

@@ -3,7 +3,7 @@
     python -m vitrine_stack eval --split val --seed 9     # keeps .vitrine/tracks-seed-9-val
     python services/catalog/training/rescore.py .vitrine/tracks-seed-{7,9,10,11}-val \\
         [--head path/to/matcher-head.npz] [--colour-weight 0.5] [--colour-centre 0.4] \\
-        [--crop-framing pad|centre]
+        [--crop-framing pad|centre] [--studio-framing box|whole] [--short-track-penalty 0.5]
 
 `make eval` keeps, beside its report, every track the detector published (boxes, time
 span, crop files) with the catalog's judgement of it. This script embeds those crops and
@@ -39,7 +39,7 @@ from vitrine_catalog.adapters.embedder import (
     View,
     decode_image,
 )
-from vitrine_catalog.domain.matching import score_products
+from vitrine_catalog.domain.matching import score_needed, score_products
 from vitrine_catalog.settings import CatalogSettings
 from vitrine_shopbench import scoring
 from vitrine_stack import evaluation, shopbench
@@ -106,7 +106,11 @@ class Split:
             lookalikes=scoring.lookalikes_of(catalog),
             products=[p for p, _ in images],
             studio=_views(
-                embedder, [f for _, f in images], "studio", centre, folder / f"studio-{centre}.npz"
+                embedder,
+                [f for _, f in images],
+                "studio",
+                centre,
+                folder / f"studio-{centre}-{embedder.studio_framing}.npz",
             ),
             crops=_views(
                 embedder,
@@ -117,15 +121,22 @@ class Split:
             ),
         )
 
-    def grid(self, head: MatcherHead, object_colour: ObjectColour | None) -> dict[str, list[int]]:
-        """(right, tagged, on screen) pair counts under every threshold and margin."""
+    def grid(
+        self,
+        head: MatcherHead,
+        object_colour: ObjectColour | None,
+        short_track_penalty: float,
+        full_track_crops: int,
+    ) -> dict[str, list[int]]:
+        """(right, tagged, on screen) pair counts under every threshold and margin, each
+        track held to the score its crop count needs, as the catalog holds it."""
         gallery = self.studio.vectors(head, object_colour)
         crops = self.crops.vectors(head, object_colour)
         by_product: dict[str, list[int]] = {}
         for i, product in enumerate(self.products):
             by_product.setdefault(product, []).append(i)
         images = {p: gallery[rows] for p, rows in by_product.items()}
-        judged: list[tuple[str, dict[str, Any], str, float, float]] = []
+        judged: list[tuple[str, dict[str, Any], str, float, float, float]] = []
         tracks: list[scoring.Track] = []
         at = 0
         for video in self.videos:
@@ -134,15 +145,25 @@ class Split:
                 scores = score_products(crops[at : at + n], images)
                 at += n
                 ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-                judged.append((video["video_id"], track, *ranked[0], ranked[1][1]))
+                handicap = (
+                    score_needed(
+                        0.0,
+                        min(n, full_track_crops),
+                        short_track_penalty=short_track_penalty,
+                        full_track_crops=full_track_crops,
+                    )
+                    if n
+                    else 0.0
+                )
+                judged.append((video["video_id"], track, *ranked[0], ranked[1][1], handicap))
                 tracks.append(evaluation.track_of(track))
         grid: dict[str, list[int]] = {}
         for threshold in evaluation.THRESHOLDS:
             for margin in evaluation.MARGINS:
                 tags = [
                     scoring.Tag(v, t["track_id"], p, t["first_seen_ms"], t["last_seen_ms"], s)
-                    for v, t, p, s, runner_up in judged
-                    if s >= threshold and s - runner_up >= margin
+                    for v, t, p, s, runner_up, handicap in judged
+                    if s >= threshold + handicap and s - runner_up >= margin
                 ]
                 report = scoring.score(self.truths, tracks, tags, self.lookalikes)
                 counts = [report.correct_pairs, report.tagged_pairs, report.truth_pairs]
@@ -156,10 +177,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head", type=Path, default=DEFAULT_HEAD)
     parser.add_argument("--colour-weight", type=float, default=0.5)
     parser.add_argument("--colour-centre", type=float, default=0.4)
-    parser.add_argument("--crop-framing", choices=["pad", "centre"], default="pad")
+    defaults = CatalogSettings.model_fields
+    parser.add_argument(
+        "--crop-framing", choices=["pad", "centre"], default=defaults["match_crop_framing"].default
+    )
+    parser.add_argument(
+        "--short-track-penalty",
+        type=float,
+        default=defaults["match_short_track_penalty"].default,
+        help="MATCH_SHORT_TRACK_PENALTY (0: one threshold for every track)",
+    )
+    parser.add_argument(
+        "--full-track-crops", type=int, default=defaults["max_crops_per_track"].default
+    )
+    parser.add_argument(
+        "--studio-framing",
+        choices=["whole", "box"],
+        default=defaults["match_studio_framing"].default,
+    )
     args = parser.parse_args(argv)
 
-    embedder = ImageEmbedder.load(threads=2, crop_framing=args.crop_framing)
+    embedder = ImageEmbedder.load(
+        threads=2, crop_framing=args.crop_framing, studio_framing=args.studio_framing
+    )
     head = MatcherHead.load(args.head)
     object_colour = (
         ObjectColour(args.colour_weight, args.colour_centre) if args.colour_weight > 0 else None
@@ -167,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     grids = []
     for folder in args.folders:
         split = Split.load(folder, embedder, args.colour_centre)
-        grids.append(split.grid(head, object_colour))
+        grids.append(
+            split.grid(head, object_colour, args.short_track_penalty, args.full_track_crops)
+        )
         best = evaluation.choose_calibration(grids[-1:])
         print(f"{split.name}: {best}")
     best = evaluation.choose_calibration(grids)

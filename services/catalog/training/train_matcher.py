@@ -232,7 +232,8 @@ class Features:
     def __call__(
         self, images: list[Image.Image], tag: str, view: embedding.View = "studio"
     ) -> npt.NDArray[np.float32]:
-        digest = hashlib.sha256(f"{tag}:{view}:{self.embedder.crop_framing}".encode())
+        framing = f"{self.embedder.crop_framing}:{self.embedder.studio_framing}"
+        digest = hashlib.sha256(f"{tag}:{view}:{framing}".encode())
         for image in images[:64]:
             digest.update(image.tobytes()[:4096])
         path = self.cache / f"{digest.hexdigest()[:20]}-{len(images)}.npy"
@@ -412,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
         help="how video crops are made square (the catalog's MATCH_CROP_FRAMING)",
     )
     parser.add_argument(
+        "--studio-framing",
+        choices=["whole", "box"],
+        default="box",
+        help="how studio shots are framed (the catalog's MATCH_STUDIO_FRAMING)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vitrine-matcher-training"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for the head and its card")
@@ -420,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     torch.set_num_threads(2)
     embedder = ImageEmbedder.load(
-        cache_dir=args.workdir / "openvino", crop_framing=args.crop_framing
+        cache_dir=args.workdir / "openvino",
+        crop_framing=args.crop_framing,
+        studio_framing=args.studio_framing,
     )
     features = Features(embedder, args.workdir / "features")
     rng = random.Random(args.seed)
@@ -437,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             synthetic_view(recoloured(s, rng), rng) for _ in range(args.near_misses) for s in studio
         ]
         crop_features = features([v.image for v in crops], f"crops:{root}", "crop")
-        synthetic_features = features(synthetic, f"synthetic:{root}:{args.synthetic}")
-        near_miss_features = features(near_misses, f"near-misses:{root}:{args.near_misses}")
+        # Synthetic views imitate the detector's crops: framed as crops are.
+        synthetic_features = features(synthetic, f"synthetic:{root}:{args.synthetic}", "crop")
+        near_miss_features = features(near_misses, f"near-misses:{root}:{args.near_misses}", "crop")
         labels = [index[v.product_id] if v.product_id else -1 for v in crops]
         labels += [index[p] for _ in range(args.synthetic) for p in catalog.image_products]
         groups.append(
@@ -519,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                     "distractor_ceiling",
                     "seed",
                     "crop_framing",
+                    "studio_framing",
                 )
             },
             "validation": {

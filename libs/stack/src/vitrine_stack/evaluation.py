@@ -133,7 +133,7 @@ def _tags_at(
         for run in runs
         for t in run.tracks
         if t["best_product_id"] is not None
-        and t["best_score"] >= threshold
+        and t["best_score"] >= threshold + t.get("short_track_handicap", 0.0)
         and t["best_score"] - (t["runner_up_score"] or 0.0) >= margin
     ]
 
@@ -383,6 +383,8 @@ def _matcher_settings() -> str:
     names = (
         "MATCH_SCORE_THRESHOLD",
         "MATCH_MARGIN",
+        "MATCH_SHORT_TRACK_PENALTY",
+        "MATCH_STUDIO_FRAMING",
         "MATCH_COLOUR_WEIGHT",
         "EMBED_HEAD",
         "TRACK_STITCH_MAX_GAP_S",

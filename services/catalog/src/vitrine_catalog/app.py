@@ -37,6 +37,7 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
         head=head,
         object_colour=object_colour,
         crop_framing=settings.match_crop_framing,
+        studio_framing=settings.match_studio_framing,
     )
 
 

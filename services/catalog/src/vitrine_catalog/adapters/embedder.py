@@ -67,7 +67,9 @@ __all__ = [
     "MatcherHead",
     "ObjectColour",
     "Precision",
+    "StudioFraming",
     "View",
+    "box_studio_shot",
     "pad_to_square",
 ]
 
@@ -81,6 +83,16 @@ View = Literal["studio", "crop"]
 # side and cuts the middle square out; "pad" first pads the shorter side with the colour
 # of the image's border, so the whole image stays in view.
 CropFraming = Literal["centre", "pad"]
+# How a studio shot is framed for the network: "whole" as it is (centred square), or
+# "box": cut to the product's box on its plain backdrop with a crop's margin, then framed
+# like a crop, so that both sides of a comparison show the object at the same scale.
+StudioFraming = Literal["whole", "box"]
+# The detector's margin around an object's box (its CropParams.margin): a boxed studio
+# shot is cut as the detector cuts a crop.
+STUDIO_BOX_MARGIN = 0.08
+# Where the product's box is looked for: a shot is scanned at this side (the mask's
+# median filter wants a few pixels per feature, not full resolution).
+_MASK_SIDE = 128
 
 _MODEL_NAME = "efficientnet-lite0"
 _INPUT_SIZE = 224
@@ -363,6 +375,7 @@ class ImageEmbedder:
         head: MatcherHead | None = None,
         object_colour: ObjectColour | None = None,
         crop_framing: CropFraming = "centre",
+        studio_framing: StudioFraming = "whole",
     ) -> None:
         self._runner = runner
         self._input_size = input_size
@@ -370,6 +383,7 @@ class ImageEmbedder:
         self.head = head
         self.object_colour = object_colour
         self.crop_framing = crop_framing
+        self.studio_framing = studio_framing
 
     @classmethod
     def load(
@@ -384,6 +398,7 @@ class ImageEmbedder:
         head: MatcherHead | None = None,
         object_colour: ObjectColour | None = None,
         crop_framing: CropFraming = "centre",
+        studio_framing: StudioFraming = "whole",
     ) -> ImageEmbedder:
         """Build the network and load the packaged weights.
 
@@ -391,8 +406,8 @@ class ImageEmbedder:
         ``precision`` applies to the OpenVINO backend; torch always computes in float32.
         ``head``: project features and colour through it (None: the pooled features).
         ``object_colour``: append the object's colours to every vector (None: do not).
-        ``crop_framing``: how a crop (``view="crop"``) is made square; studio shots are
-        always centred.
+        ``crop_framing``: how a crop (``view="crop"``) is made square.
+        ``studio_framing``: how a studio shot is framed (see :data:`StudioFraming`).
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -409,7 +424,7 @@ class ImageEmbedder:
             runner = _openvino_runner(network, input_size, precision, threads, Path(cache_dir))
         else:
             raise ValueError(f"unknown embedding backend {backend!r}")
-        return cls(runner, input_size, threads, head, object_colour, crop_framing)
+        return cls(runner, input_size, threads, head, object_colour, crop_framing, studio_framing)
 
     @property
     def dimension(self) -> int:
@@ -436,6 +451,8 @@ class ImageEmbedder:
             version = f"{version}+{self.object_colour.name}"
         if self.crop_framing != "centre":
             version = f"{version}+crop:{self.crop_framing}"
+        if self.studio_framing != "whole":
+            version = f"{version}+studio:{self.studio_framing}"
         return version
 
     def embed(
@@ -463,10 +480,7 @@ class ImageEmbedder:
 
         # Pillow releases the GIL while it decodes and resizes: spread that over the cores.
         images = list(self._decoders.map(decode, enumerate(blobs)))
-        framing = self._framing(view)
-        batch = np.stack(
-            list(self._decoders.map(lambda im: _preprocess(im, size, framing), images))
-        )
+        batch = np.stack(list(self._decoders.map(lambda im: self._input(im, view), images)))
         return self._vectors(batch, self._object_colours(images, view))
 
     def _object_colours(
@@ -487,12 +501,16 @@ class ImageEmbedder:
             return np.empty((0, FEATURES), dtype=np.float32)
         return self._features(self._pixels(images, view))
 
-    def _framing(self, view: View) -> CropFraming:
-        return self.crop_framing if view == "crop" else "centre"
+    def _input(self, image: Image.Image, view: View) -> npt.NDArray[np.uint8]:
+        """The network's input pixels for one image of ``view``."""
+        if view == "crop":
+            return _preprocess(image, self._input_size, self.crop_framing)
+        if self.studio_framing == "box":
+            return _preprocess(box_studio_shot(image), self._input_size, "pad")
+        return _preprocess(image, self._input_size, "centre")
 
     def _pixels(self, images: Sequence[Image.Image], view: View) -> npt.NDArray[np.uint8]:
-        framing = self._framing(view)
-        return np.stack([_preprocess(image, self._input_size, framing) for image in images])
+        return np.stack([self._input(image, view) for image in images])
 
     def _features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         return np.concatenate([self._runner.run(batch), colour.describe(batch)], axis=1)
@@ -539,6 +557,30 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def box_studio_shot(image: Image.Image, margin: float = STUDIO_BOX_MARGIN) -> Image.Image:
+    """The product of a studio shot cut out as a detector cuts an object from a frame: its
+    box on the plain backdrop (:func:`colour.product_mask`) with ``margin`` of the box's
+    size around it. The whole shot when no product stands out (not a plain backdrop)."""
+    image = _to_rgb(image)
+    small = image.resize((_MASK_SIDE, _MASK_SIDE), Image.Resampling.BILINEAR)
+    mask = colour.product_mask(small)
+    box = mask.getbbox()
+    share = float(np.asarray(mask, np.float32).mean()) / 255.0
+    if box is None or share < colour.MIN_OBJECT_SHARE:
+        return image
+    sx, sy = image.width / _MASK_SIDE, image.height / _MASK_SIDE
+    left, top, right, bottom = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+    dx, dy = (right - left) * margin, (bottom - top) * margin
+    return image.crop(
+        (
+            max(0, round(left - dx)),
+            max(0, round(top - dy)),
+            min(image.width, round(right + dx)),
+            min(image.height, round(bottom + dy)),
+        )
+    )
 
 
 def pad_to_square(image: Image.Image) -> Image.Image:

@@ -109,6 +109,10 @@ class TrackOut(Strict):
     best_product_id: str | None  # the matcher's best guess, convincing or not
     best_score: float | None
     runner_up_score: float | None
+    crops_judged: int | None  # crops the matcher judged it on (None: before this was kept)
+    # How much more than MATCH_SCORE_THRESHOLD this track's best guess must score: tracks
+    # judged on fewer crops than a full one need more (MATCH_SHORT_TRACK_PENALTY).
+    short_track_handicap: float
     tagged_product_id: str | None  # the tag, when the guess was convincing
     judged_at: datetime
 
@@ -219,7 +223,8 @@ async def video_tags(video_id: str, catalog: CatalogDep) -> VideoTagsOut:
 async def video_tracks(video_id: str, catalog: CatalogDep) -> VideoTracksOut:
     """Every tracked object of a video the catalog judged, tagged or not, with the best
     product it resembled and by how much it led the runner-up: why a track was not
-    tagged (a score below MATCH_SCORE_THRESHOLD or a lead below MATCH_MARGIN)."""
+    tagged (a score below MATCH_SCORE_THRESHOLD plus its short-track handicap, or a lead
+    below MATCH_MARGIN)."""
     rows = await catalog.video_tracks(video_id)
     return VideoTracksOut(
         video_id=video_id,
@@ -232,6 +237,8 @@ async def video_tracks(video_id: str, catalog: CatalogDep) -> VideoTracksOut:
                 best_product_id=r["best_product_id"],
                 best_score=r["best_score"],
                 runner_up_score=r["runner_up_score"],
+                crops_judged=r["crops_judged"],
+                short_track_handicap=catalog.short_track_handicap(r["crops_judged"]),
                 tagged_product_id=r["tagged_product_id"],
                 judged_at=r["seen_at"],
             )
