@@ -228,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
             f" (precision {right / max(tagged, 1):.3f}, recall {right / max(on_screen, 1):.3f})"
         )
     if best is not None:
-        defaults = CatalogSettings.model_fields
         default = (
             float(defaults["match_score_threshold"].default),
             float(defaults["match_margin"].default),

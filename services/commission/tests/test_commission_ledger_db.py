@@ -26,6 +26,12 @@ from vitrine_schemas.events import ShopKind
 
 POLICY = AttributionPolicy()
 
+# One entry of a ledger transaction in EUR, the way the tests below post them row by row.
+INSERT_EUR_ENTRY = (
+    "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
+    " VALUES ($1, $2, $3, 'EUR')"
+)
+
 
 async def _open_accounts(conn: asyncpg.Connection) -> tuple[int, int]:
     ids = await repository.account_ids(
@@ -52,12 +58,8 @@ async def test_an_unbalanced_transaction_is_rejected_at_commit(ledger_db: Databa
         async with ledger_db.transaction() as conn:
             cash, seller = await _open_accounts(conn)
             await _insert_transaction(conn, tx_id, "o-bad")
-            insert = (
-                "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
-                " VALUES ($1, $2, $3, 'EUR')"
-            )
-            await conn.execute(insert, tx_id, cash, 100)
-            await conn.execute(insert, tx_id, seller, -99)  # deferred: no error yet
+            await conn.execute(INSERT_EUR_ENTRY, tx_id, cash, 100)
+            await conn.execute(INSERT_EUR_ENTRY, tx_id, seller, -99)  # deferred: no error yet
 
     with pytest.raises(asyncpg.CheckViolationError, match="does not balance: 1 EUR off"):
         await post_unbalanced()  # fails when the transaction commits
@@ -71,12 +73,8 @@ async def test_a_balanced_transaction_inserted_row_by_row_commits(ledger_db: Dat
     async with ledger_db.transaction() as conn:
         cash, seller = await _open_accounts(conn)
         await _insert_transaction(conn, tx_id, "o-ok")
-        insert = (
-            "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
-            " VALUES ($1, $2, $3, 'EUR')"
-        )
-        await conn.execute(insert, tx_id, cash, 100)
-        await conn.execute(insert, tx_id, seller, -100)
+        await conn.execute(INSERT_EUR_ENTRY, tx_id, cash, 100)
+        await conn.execute(INSERT_EUR_ENTRY, tx_id, seller, -100)
     async with ledger_db.transaction() as conn:
         assert [r.sum_minor for r in await repository.trial_balance(conn)] == [0]
 
@@ -110,18 +108,14 @@ async def test_an_entry_added_later_to_a_committed_transaction_is_checked(
     ledger_db: Database,
 ) -> None:
     tx_id = uuid.uuid4()
-    insert = (
-        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
-        " VALUES ($1, $2, $3, 'EUR')"
-    )
     async with ledger_db.transaction() as conn:
         cash, seller = await _open_accounts(conn)
         await _insert_transaction(conn, tx_id, "o-later")
-        await conn.execute(insert, tx_id, cash, 100)
-        await conn.execute(insert, tx_id, seller, -100)
+        await conn.execute(INSERT_EUR_ENTRY, tx_id, cash, 100)
+        await conn.execute(INSERT_EUR_ENTRY, tx_id, seller, -100)
     with pytest.raises(asyncpg.CheckViolationError, match="does not balance: 5 EUR off"):
         async with ledger_db.transaction() as conn:
-            await conn.execute(insert, tx_id, cash, 5)
+            await conn.execute(INSERT_EUR_ENTRY, tx_id, cash, 5)
     async with ledger_db.transaction() as conn:
         assert await conn.fetchval("SELECT count(*) FROM entries") == 2
         # Nothing stays parked for the commit-time check once transactions end.
@@ -134,17 +128,13 @@ async def test_a_statement_that_balances_by_itself_does_not_clear_an_earlier_one
     # Each INSERT parks the transactions its own rows leave off balance (migration 004);
     # the commit-time check then sums all of a parked transaction's entries.
     tx_id = uuid.uuid4()
-    insert = (
-        "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
-        " VALUES ($1, $2, $3, 'EUR')"
-    )
 
     async def post() -> None:
         async with ledger_db.transaction() as conn:
             cash, seller = await _open_accounts(conn)
             await _insert_transaction(conn, tx_id, "o-two-statements")
-            await conn.execute(insert, tx_id, cash, 100)  # off by 100: parked
-            await conn.executemany(insert, [(tx_id, cash, 5), (tx_id, seller, -5)])
+            await conn.execute(INSERT_EUR_ENTRY, tx_id, cash, 100)  # off by 100: parked
+            await conn.executemany(INSERT_EUR_ENTRY, [(tx_id, cash, 5), (tx_id, seller, -5)])
             await conn.execute(
                 "INSERT INTO entries (transaction_id, account_id, amount_minor, currency)"
                 " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[])",
