@@ -39,7 +39,7 @@ from vitrine_catalog.adapters.embedder import (
     View,
     decode_image,
 )
-from vitrine_catalog.domain.matching import score_needed, score_products
+from vitrine_catalog.domain.matching import score_products, short_track_handicap
 from vitrine_catalog.settings import CatalogSettings
 from vitrine_shopbench import scoring
 from vitrine_stack import evaluation, shopbench
@@ -145,15 +145,8 @@ class Split:
                 scores = score_products(crops[at : at + n], images)
                 at += n
                 ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-                handicap = (
-                    score_needed(
-                        0.0,
-                        min(n, full_track_crops),
-                        short_track_penalty=short_track_penalty,
-                        full_track_crops=full_track_crops,
-                    )
-                    if n
-                    else 0.0
+                handicap = short_track_handicap(
+                    n, short_track_penalty=short_track_penalty, full_track_crops=full_track_crops
                 )
                 judged.append((video["video_id"], track, *ranked[0], ranked[1][1], handicap))
                 tracks.append(evaluation.track_of(track))

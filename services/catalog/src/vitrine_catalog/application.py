@@ -25,8 +25,8 @@ from vitrine_catalog.domain.matching import (
     TrackRef,
     candidates,
     judge,
-    score_needed,
     score_products,
+    short_track_handicap,
 )
 from vitrine_catalog.domain.products import (
     Product,
@@ -353,16 +353,14 @@ class Catalog:
     def short_track_handicap(self, crops: int | None) -> float:
         """What a track judged on ``crops`` crops must score above the threshold (None: a
         track judged before crop counts were kept, taken as a full one)."""
-        settings = self.settings
         if crops is None:
             return 0.0
-        needed = score_needed(
-            settings.match_score_threshold,
+        handicap = short_track_handicap(
             crops,
-            short_track_penalty=settings.match_short_track_penalty,
-            full_track_crops=settings.max_crops_per_track,
+            short_track_penalty=self.settings.match_short_track_penalty,
+            full_track_crops=self.settings.max_crops_per_track,
         )
-        return round(needed - settings.match_score_threshold, 6)
+        return round(handicap, 6)
 
     async def _tag(self, conn: asyncpg.Connection, ref: TrackRef, decision: MatchDecision) -> bool:
         """Store the tag and announce it; False if the track already had one."""

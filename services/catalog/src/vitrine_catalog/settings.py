@@ -72,9 +72,10 @@ class CatalogSettings(ServiceSettings):
         "box", description="how a studio shot is framed for the network: whole or box"
     )
     # The fewer crops a track is judged on, the higher it must score (see
-    # `domain.matching.score_needed`): a short track's mean is noisier, and brief glimpses
+    # `domain.matching.short_track_handicap`): a short track's mean is noisier, and brief glimpses
     # are more often blur, fragments or background. Chosen on the detector's tracks of
-    # four validation splits (training/rescore.py); 0 = the same threshold for every track.
+    # four validation splits and held on eight (training/rescore.py, the matcher's model
+    # card); 0 = the same threshold for every track.
     match_short_track_penalty: float = Field(
         0.5, ge=0, le=2, description="extra score a short track needs, scaled by 1/sqrt(crops)"
     )

@@ -85,19 +85,27 @@ class Judgement:
         return self.best.score if self.best else None
 
 
-def score_needed(
-    threshold: float, crops: int, *, short_track_penalty: float, full_track_crops: int
-) -> float:
-    """The least score a track judged on ``crops`` crops must reach to be tagged.
+def short_track_handicap(crops: int, *, short_track_penalty: float, full_track_crops: int) -> float:
+    """How much more than the threshold a track judged on ``crops`` crops must score.
 
-    ``threshold`` for a full track (``full_track_crops`` crops or more); for fewer, more by
+    Nothing for a full track (``full_track_crops`` crops or more); for fewer,
     ``short_track_penalty * (1/sqrt(crops) - 1/sqrt(full_track_crops))``: the shape of a
     mean's standard error. With a penalty of 0.5 and full tracks of 8 crops, a track of 4
     crops needs 0.073 more, one of 2 crops 0.177 more.
     """
     full = max(full_track_crops, 1)
     n = min(max(crops, 1), full)
-    return threshold + short_track_penalty * (1 / math.sqrt(n) - 1 / math.sqrt(full))
+    return short_track_penalty * (1 / math.sqrt(n) - 1 / math.sqrt(full))
+
+
+def score_needed(
+    threshold: float, crops: int, *, short_track_penalty: float, full_track_crops: int
+) -> float:
+    """The least score a track judged on ``crops`` crops must reach to be tagged:
+    ``threshold`` plus its :func:`short_track_handicap`."""
+    return threshold + short_track_handicap(
+        crops, short_track_penalty=short_track_penalty, full_track_crops=full_track_crops
+    )
 
 
 def judge(
