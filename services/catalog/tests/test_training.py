@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -66,3 +67,68 @@ def test_product_scores_pass_gradients_to_the_best_images_only(
     # Product 0's best image is image 0 (1.0 > 0.2), so image 1 learns nothing from it.
     assert gallery.grad[0].tolist() == pytest.approx([1.0, 0.2, 0.0, 0.0])
     assert gallery.grad[1].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_tracked_crops_are_labelled_by_what_their_boxes_follow(
+    train_matcher: ModuleType, tmp_path: Path
+) -> None:
+    """A track on a product teaches that product; one on a distractor or on nothing
+    teaches 'not for sale' (None); every crop of a track carries its track's label."""
+    from PIL import Image
+
+    root = tmp_path / "train-1"
+    (root / "groundtruth" / "train").mkdir(parents=True)
+    truth = {
+        "video_id": "v0",
+        "width": 100,
+        "height": 100,
+        "objects": [
+            {"object_id": 0, "kind": "product", "product_id": "p0001"},
+            {"object_id": 1, "kind": "distractor", "product_id": None},
+        ],
+        "frames": [
+            {
+                "index": 0,
+                "time_ms": 0,
+                "boxes": [
+                    {"object_id": 0, "box": [0, 0, 40, 40], "visible": 1.0},
+                    {"object_id": 1, "box": [60, 60, 100, 100], "visible": 1.0},
+                ],
+            }
+        ],
+    }
+    (root / "groundtruth" / "train" / "v0.json").write_text(json.dumps(truth))
+    kept = tmp_path / "tracks"
+    (kept / "crops").mkdir(parents=True)
+    for n in range(5):
+        Image.new("RGB", (32, 32), (n * 40, 0, 0)).save(kept / "crops" / f"{n}.jpg")
+
+    def detected(track_id: str, x: float, y: float, crops: list[int]) -> dict[str, object]:
+        return {
+            "track_id": track_id,
+            "first_seen_ms": 0,
+            "last_seen_ms": 0,
+            "boxes": [{"at_ms": 0, "x": x, "y": y, "width": 0.4, "height": 0.4}],
+            "crops": [{"file": f"crops/{n}.jpg"} for n in crops],
+        }
+
+    tracks = [
+        detected("t0", 0.0, 0.0, [0, 1]),  # on the product
+        detected("t1", 0.6, 0.6, [2]),  # on the distractor
+        detected("t2", 0.3, 0.6, [3, 4]),  # on neither: background
+    ]
+    (kept / "tracks.json").write_text(
+        json.dumps({"dataset": str(root), "videos": [{"video_id": "v0", "detected": tracks}]})
+    )
+
+    dataset, views = train_matcher.tracked_crops(kept)
+
+    assert dataset == root.resolve()
+    assert [(v.group, v.product_id) for v in views] == [
+        ("v0/t0", "p0001"),
+        ("v0/t0", "p0001"),
+        ("v0/t1", None),
+        ("v0/t2", None),
+        ("v0/t2", None),
+    ]
+    assert views[3].image.getpixel((16, 16))[0] > views[0].image.getpixel((16, 16))[0]

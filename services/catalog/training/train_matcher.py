@@ -9,6 +9,11 @@
     python services/catalog/training/train_matcher.py --val /tmp/shopbench/full-7 \\
         --train /tmp/shopbench/train-7 --train /tmp/shopbench/train-8
 
+    # optional: the detector's real tracks of the training videos as more queries
+    python -m vitrine_stack eval --split train --seed 7 --dataset /tmp/shopbench/train-7
+    python services/catalog/training/train_matcher.py ... --train /tmp/shopbench/train-7 \\
+        --tracks .vitrine/tracks-seed-7-train
+
 What it learns: one linear map from an image's features (EfficientNet-Lite0's pooled
 ImageNet features, exactly as the service computes them, and the colour descriptor) to a
 256-d vector, such that a view of a product in a video lands nearest that product's
@@ -63,6 +68,7 @@ from vitrine_catalog.adapters import embedder as embedding
 from vitrine_catalog.adapters.colour import product_mask
 from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHead
 from vitrine_shopbench import images as photos
+from vitrine_shopbench import scoring
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
 
 HEAD_NAME = "matcher-head"
@@ -140,6 +146,39 @@ def video_crops(
                     group = f"{truth['video_id']}/{box['object_id']}"
                     views.append(View(_bounded(crop), obj["product_id"], group))
     return views
+
+
+def tracked_crops(folder: Path) -> tuple[Path, list[View]]:
+    """The crops of the detector's real tracks of a training split (kept by an eval run
+    on it), each labelled by what its boxes follow in the ground truth: a product, or
+    None for a distractor or nothing at all. Loose boxes, blur and a switch of object
+    included: what the catalog will be shown, which ground-truth boxes are not."""
+    kept = json.loads((folder / "tracks.json").read_text())
+    root = Path(kept["dataset"]).resolve()
+    views = []
+    for video in kept["videos"]:
+        truth = json.loads(
+            (root / "groundtruth" / "train" / f"{video['video_id']}.json").read_text()
+        )
+        products = {o["object_id"]: o["product_id"] for o in truth["objects"]}
+        for detected in video["detected"]:
+            track = scoring.Track(
+                video["video_id"],
+                detected["track_id"],
+                detected["first_seen_ms"],
+                detected["last_seen_ms"],
+                tuple(
+                    scoring.TrackBox(b["at_ms"], b["x"], b["y"], b["width"], b["height"])
+                    for b in detected.get("boxes", [])
+                ),
+            )
+            followed = scoring.followed_object(truth, track)
+            product = products.get(followed) if followed is not None else None
+            group = f"{video['video_id']}/{detected['track_id']}"
+            for crop in detected["crops"]:
+                image = Image.open(folder / crop["file"]).convert("RGB")
+                views.append(View(image, product, group))
+    return root, views
 
 
 def _jittered(
@@ -403,6 +442,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--val", type=Path, required=True, help="a dataset with a val split")
     parser.add_argument(
+        "--tracks",
+        type=Path,
+        action="append",
+        default=[],
+        help="the detector's kept tracks of a --train dataset's train split (repeatable):"
+        " their crops join that catalog's queries",
+    )
+    parser.add_argument(
         "--crop-every-ms",
         type=int,
         default=CROP_EVERY_MS,
@@ -456,6 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     features = Features(embedder, args.workdir / "features")
     rng = random.Random(args.seed)
 
+    tracked: dict[Path, list[View]] = defaultdict(list)
+    for folder in args.tracks:
+        dataset, views = tracked_crops(folder)
+        tracked[dataset] += views
     groups: list[Group] = []
     counts: list[dict[str, Any]] = []
     for root in args.train:
@@ -463,12 +514,15 @@ def main(argv: list[str] | None = None) -> int:
         index = {p: i for i, p in enumerate(catalog.products)}
         studio = [Image.open(p).convert("RGB") for p in catalog.image_paths]
         crops = video_crops(catalog.root, "train", rng, args.crop_every_ms)
+        real = tracked.pop(catalog.root, [])
+        if real:
+            crops += real
         synthetic = [synthetic_view(s, rng) for _ in range(args.synthetic) for s in studio]
         near_misses = [
             synthetic_view(recoloured(s, rng), rng) for _ in range(args.near_misses) for s in studio
         ]
         crop_features = features(
-            [v.image for v in crops], f"crops:{root}:{args.crop_every_ms}", "crop"
+            [v.image for v in crops], f"crops:{root}:{args.crop_every_ms}:{len(real)}", "crop"
         )
         # Synthetic views imitate the detector's crops: framed as crops are.
         synthetic_features = features(synthetic, f"synthetic:{root}:{args.synthetic}", "crop")
@@ -494,13 +548,16 @@ def main(argv: list[str] | None = None) -> int:
                 "dataset": root.name,
                 "products": len(catalog.products),
                 "studio_images": len(studio),
-                "video_crops": len(crops),
+                "video_crops": len(crops) - len(real),
+                "tracked_crops": len(real),
                 "distractor_crops": sum(v.product_id is None for v in crops),
                 "synthetic_views": len(synthetic),
                 "recoloured_views": len(near_misses),
             }
         )
         print(f"{root}: {counts[-1]}", flush=True)
+    if tracked:
+        raise SystemExit(f"--tracks of datasets not given as --train: {sorted(map(str, tracked))}")
 
     val_catalog = Catalog.of(args.val.resolve())
     val_views = video_crops(val_catalog.root, "val", random.Random(args.seed + 1))

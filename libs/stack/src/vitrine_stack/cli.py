@@ -78,7 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         " upload its videos to a fresh embedded platform, and print product-level precision"
         " and recall, top-1 among look-alikes and the time from upload to the first tag.",
     )
-    evaluate.add_argument("--split", choices=["val", "test"], default="test")
+    evaluate.add_argument(
+        "--split",
+        choices=["val", "test", "train"],
+        default="test",
+        help="train: only to keep the detector's real tracks of training videos for"
+        " train_matcher.py --tracks",
+    )
     evaluate.add_argument(
         "--calibrate",
         action="store_true",
