@@ -105,6 +105,7 @@ def test_tracked_crops_are_labelled_by_what_their_boxes_follow(
 
     def detected(track_id: str, x: float, y: float, crops: list[int]) -> dict[str, object]:
         return {
+            "video_id": "v0",
             "track_id": track_id,
             "first_seen_ms": 0,
             "last_seen_ms": 0,

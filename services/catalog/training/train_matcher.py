@@ -70,6 +70,7 @@ from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHe
 from vitrine_shopbench import images as photos
 from vitrine_shopbench import scoring
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
+from vitrine_stack.evaluation import track_of
 
 HEAD_NAME = "matcher-head"
 
@@ -162,17 +163,7 @@ def tracked_crops(folder: Path) -> tuple[Path, list[View]]:
         )
         products = {o["object_id"]: o["product_id"] for o in truth["objects"]}
         for detected in video["detected"]:
-            track = scoring.Track(
-                video["video_id"],
-                detected["track_id"],
-                detected["first_seen_ms"],
-                detected["last_seen_ms"],
-                tuple(
-                    scoring.TrackBox(b["at_ms"], b["x"], b["y"], b["width"], b["height"])
-                    for b in detected.get("boxes", [])
-                ),
-            )
-            followed = scoring.followed_object(truth, track)
+            followed = scoring.followed_object(truth, track_of(detected))
             product = products.get(followed) if followed is not None else None
             group = f"{video['video_id']}/{detected['track_id']}"
             for crop in detected["crops"]:
