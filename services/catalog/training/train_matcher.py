@@ -498,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.tracks:
         dataset, views = tracked_crops(folder)
         tracked[dataset] += views
+    strays = sorted(str(d) for d in set(tracked) - {root.resolve() for root in args.train})
+    if strays:
+        raise SystemExit(f"--tracks of datasets not given as --train: {strays}")
     groups: list[Group] = []
     counts: list[dict[str, Any]] = []
     for root in args.train:
@@ -505,9 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         index = {p: i for i, p in enumerate(catalog.products)}
         studio = [Image.open(p).convert("RGB") for p in catalog.image_paths]
         crops = video_crops(catalog.root, "train", rng, args.crop_every_ms)
-        real = tracked.pop(catalog.root, [])
-        if real:
-            crops += real
+        real = tracked.get(catalog.root, [])
+        crops += real
         synthetic = [synthetic_view(s, rng) for _ in range(args.synthetic) for s in studio]
         near_misses = [
             synthetic_view(recoloured(s, rng), rng) for _ in range(args.near_misses) for s in studio
@@ -547,8 +549,6 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(f"{root}: {counts[-1]}", flush=True)
-    if tracked:
-        raise SystemExit(f"--tracks of datasets not given as --train: {sorted(map(str, tracked))}")
 
     val_catalog = Catalog.of(args.val.resolve())
     val_views = video_crops(val_catalog.root, "val", random.Random(args.seed + 1))
