@@ -70,6 +70,7 @@ from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHe
 from vitrine_shopbench import images as photos
 from vitrine_shopbench import scoring
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
+from vitrine_stack import shopbench
 from vitrine_stack.evaluation import track_of
 
 HEAD_NAME = "matcher-head"
@@ -156,11 +157,10 @@ def tracked_crops(folder: Path) -> tuple[Path, list[View]]:
     included: what the catalog will be shown, which ground-truth boxes are not."""
     kept = json.loads((folder / "tracks.json").read_text())
     root = Path(kept["dataset"]).resolve()
+    ground_truth = shopbench.truths(root, "train")
     views = []
     for video in kept["videos"]:
-        truth = json.loads(
-            (root / "groundtruth" / "train" / f"{video['video_id']}.json").read_text()
-        )
+        truth = ground_truth[video["video_id"]]
         products = {o["object_id"]: o["product_id"] for o in truth["objects"]}
         for detected in video["detected"]:
             followed = scoring.followed_object(truth, track_of(detected))
