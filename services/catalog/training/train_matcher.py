@@ -495,9 +495,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
 
     tracked: dict[Path, list[View]] = defaultdict(list)
+    track_folders: dict[Path, list[Path]] = defaultdict(list)
     for folder in args.tracks:
         dataset, views = tracked_crops(folder)
         tracked[dataset] += views
+        track_folders[dataset].append(folder)
     strays = sorted(str(d) for d in set(tracked) - {root.resolve() for root in args.train})
     if strays:
         raise SystemExit(f"--tracks of datasets not given as --train: {strays}")
@@ -510,12 +512,14 @@ def main(argv: list[str] | None = None) -> int:
         crops = video_crops(catalog.root, "train", rng, args.crop_every_ms)
         real = tracked.get(catalog.root, [])
         crops += real
+        # The cache key names the tracks folders: its content digest sees only the first views.
+        sources = sorted(str(f.resolve()) for f in track_folders.get(catalog.root, []))
         synthetic = [synthetic_view(s, rng) for _ in range(args.synthetic) for s in studio]
         near_misses = [
             synthetic_view(recoloured(s, rng), rng) for _ in range(args.near_misses) for s in studio
         ]
         crop_features = features(
-            [v.image for v in crops], f"crops:{root}:{args.crop_every_ms}:{len(real)}", "crop"
+            [v.image for v in crops], f"crops:{root}:{args.crop_every_ms}:{sources}", "crop"
         )
         # Synthetic views imitate the detector's crops: framed as crops are.
         synthetic_features = features(synthetic, f"synthetic:{root}:{args.synthetic}", "crop")
