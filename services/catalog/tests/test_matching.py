@@ -18,7 +18,7 @@ from vitrine_catalog import handlers
 from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.adapters.vector_index import QdrantEdgeIndex, VectorPoint
 from vitrine_catalog.app import load_embedder
-from vitrine_catalog.application import Catalog, crop_point_id
+from vitrine_catalog.application import Catalog, crop_point_id, studio_point_id
 from vitrine_catalog.domain.matching import TrackRef
 from vitrine_catalog.domain.products import Product, Shop
 from vitrine_catalog.settings import CatalogSettings
@@ -256,6 +256,39 @@ async def test_look_alikes_are_kept_apart(harness: Harness, photo: str, degrees:
     assert len(tags) >= 2, f"too cautious: only {sorted(tags)} of 6 tracks tagged"
 
 
+async def test_every_studio_image_is_indexed_as_shot_and_turned(harness: Harness) -> None:
+    """Each product image is one index point per view (MATCH_STUDIO_ROTATIONS): the shot
+    under its own id, every turn under an id derived from it, all naming their image."""
+    catalog = harness.catalog
+    turns = catalog.embedder.studio_rotations
+    assert turns == CatalogSettings().match_studio_rotations == (0, 20, -20)
+    shop = await harness.shop()
+    cup = await harness.product(shop, "Espresso cup", skimage_data.coffee())
+    async with catalog.db.pool.acquire() as conn:
+        image_ids = [
+            str(r["image_id"]) for r in await conn.fetch("SELECT image_id FROM product_images")
+        ]
+
+    assert await catalog.index.count() == len(image_ids) * len(turns)
+    views = await catalog.index.vectors([studio_point_id(i, t) for i in image_ids for t in turns])
+    assert len(views) == len(image_ids) * len(turns)
+    assert [studio_point_id(i, 0) for i in image_ids] == image_ids
+    [image_id, *_] = image_ids
+    shot, left, right = (views[studio_point_id(image_id, t)] for t in turns)
+    assert float(shot @ left) < 0.99
+    assert float(left @ right) < 0.99
+    hits = await catalog.index.search(left, 1)
+    assert hits[0].payload["product_id"] == cup.product_id
+    assert hits[0].payload["image_id"] == image_id
+    assert hits[0].payload["turn"] == 20
+
+
+def test_studio_rotations_must_start_with_the_shot_itself() -> None:
+    for turns in ((20, 0), (), (0, 20, 20)):
+        with pytest.raises(ValueError, match="first 0"):
+            CatalogSettings(match_studio_rotations=turns)
+
+
 async def test_vectors_of_another_model_are_ignored_until_embedded_again(
     harness: Harness,
 ) -> None:
@@ -386,7 +419,8 @@ async def test_every_candidate_is_scored_on_every_crop_not_only_where_it_was_a_h
     vectors = embedder.embed_bytes(blobs, view="crop")
 
     def exact(photo: np.ndarray) -> float:
-        images = embedder.embed_bytes(studio_images_of(photo), view="studio")
+        views = embedder.embed_studio_views(studio_images_of(photo))
+        images = views.reshape(-1, embedder.dimension)  # every turned view of every shot
         return float((vectors @ images.T).max(axis=1).mean())
 
     scores = {cup.product_id: exact(original), warm.product_id: exact(recoloured)}

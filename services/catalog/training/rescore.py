@@ -4,6 +4,7 @@
     python services/catalog/training/rescore.py .vitrine/tracks-seed-{7,9,10,11}-val \\
         [--head path/to/matcher-head.npz] [--colour-weight 0.5] [--colour-centre 0.4] \\
         [--crop-framing pad|centre] [--studio-framing box|whole] [--short-track-penalty 0.5]
+        [--studio-rotations 0 20 -20]
 
 `make eval` keeps, beside its report, every track the detector published (boxes, time
 span, crop files) with the catalog's judgement of it. This script embeds those crops and
@@ -60,7 +61,12 @@ class Views:
 
 
 def _views(
-    embedder: ImageEmbedder, files: list[Path], view: View, centre: float, cache: Path
+    embedder: ImageEmbedder,
+    files: list[Path],
+    view: View,
+    centre: float,
+    cache: Path,
+    turn: int = 0,
 ) -> Views:
     if cache.exists():
         with np.load(cache) as saved:
@@ -68,7 +74,7 @@ def _views(
     features, colours = [], []
     for start in range(0, len(files), 32):
         images = [decode_image(f.read_bytes(), i) for i, f in enumerate(files[start : start + 32])]
-        features.append(embedder.features(images, view=view))
+        features.append(embedder.features(images, view=view, turn=turn))
         colours.append(np.stack([colour.object_colour(im, view, centre) for im in images]))
     views = Views(np.concatenate(features), np.concatenate(colours))
     np.savez(cache, features=views.features, object_colours=views.object_colours)
@@ -83,8 +89,8 @@ class Split:
     videos: list[dict[str, Any]]
     truths: dict[str, dict[str, Any]]
     lookalikes: dict[str, list[str]]
-    products: list[str]  # bench product id of every studio image, in order
-    studio: Views
+    products: list[str]  # bench product id of every studio view, in order
+    studio: Views  # every studio image as it is, then turned by each further angle
     crops: Views  # every track's crops, in the order of the tracks
 
     @classmethod
@@ -99,18 +105,27 @@ class Split:
         split = folder.name.rsplit("-", 1)[-1]
         if split == "test":
             raise SystemExit(f"{folder}: a test split; study matchers on validation splits only")
+        studio = [
+            _views(
+                embedder,
+                [f for _, f in images],
+                "studio",
+                centre,
+                folder
+                / f"studio-{centre}-{embedder.studio_framing}{f'-turn{turn}' if turn else ''}.npz",
+                turn,
+            )
+            for turn in embedder.studio_rotations
+        ]
         return cls(
             name=folder.name,
             videos=kept["videos"],
             truths=shopbench.truths(root, split),
             lookalikes=scoring.lookalikes_of(catalog),
-            products=[p for p, _ in images],
-            studio=_views(
-                embedder,
-                [f for _, f in images],
-                "studio",
-                centre,
-                folder / f"studio-{centre}-{embedder.studio_framing}.npz",
+            products=[p for p, _ in images] * len(studio),
+            studio=Views(
+                np.concatenate([v.features for v in studio]),
+                np.concatenate([v.object_colours for v in studio]),
             ),
             crops=_views(
                 embedder,
@@ -188,10 +203,20 @@ def main(argv: list[str] | None = None) -> int:
         choices=["whole", "box"],
         default=defaults["match_studio_framing"].default,
     )
+    parser.add_argument(
+        "--studio-rotations",
+        type=int,
+        nargs="+",
+        default=list(defaults["match_studio_rotations"].default),
+        help="MATCH_STUDIO_ROTATIONS: turns each studio shot is scored at, 0 first",
+    )
     args = parser.parse_args(argv)
 
     embedder = ImageEmbedder.load(
-        threads=2, crop_framing=args.crop_framing, studio_framing=args.studio_framing
+        threads=2,
+        crop_framing=args.crop_framing,
+        studio_framing=args.studio_framing,
+        studio_rotations=tuple(args.studio_rotations),
     )
     head = MatcherHead.load(args.head)
     object_colour = (

@@ -385,6 +385,8 @@ def _matcher_settings() -> str:
         "MATCH_MARGIN",
         "MATCH_SHORT_TRACK_PENALTY",
         "MATCH_STUDIO_FRAMING",
+        "MATCH_STUDIO_ROTATIONS",
+        "MATCH_CANDIDATES",
         "MATCH_COLOUR_WEIGHT",
         "EMBED_HEAD",
         "TRACK_STITCH_MAX_GAP_S",

@@ -38,6 +38,7 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
         object_colour=object_colour,
         crop_framing=settings.match_crop_framing,
         studio_framing=settings.match_studio_framing,
+        studio_rotations=settings.match_studio_rotations,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import asyncpg
@@ -61,6 +61,13 @@ log = get_logger(__name__)
 MODEL = "model"
 LEGACY_MODEL = "efficientnet-lite0-imagenet@224"
 _CROP_IDS = uuid.UUID("6f1d4a52-3f0e-4c39-9a57-3c1f27c2b0de")
+
+
+def studio_point_id(image_id: uuid.UUID | str, turn: int) -> str:
+    """Id of a product image's view turned ``turn`` degrees: the image's own id for the
+    shot as it is (so ids stored before turned views existed stay valid), a stable one
+    derived from it for every other turn."""
+    return str(image_id) if turn == 0 else str(uuid.uuid5(uuid.UUID(str(image_id)), f"turn:{turn}"))
 
 
 def crop_point_id(track: TrackRef, n: int) -> str:
@@ -168,7 +175,7 @@ class Catalog:
         if len(image) > self.settings.max_image_bytes:
             raise InvalidRequestError(f"image larger than {self.settings.max_image_bytes} bytes")
         try:
-            vectors = await asyncio.to_thread(self.embedder.embed_bytes, [image], view="studio")
+            views = await asyncio.to_thread(self.embedder.embed_studio_views, [image])
         except InvalidImageError as exc:
             raise InvalidRequestError(str(exc)) from exc
         image_id = uuid.uuid4()
@@ -178,19 +185,7 @@ class Catalog:
         )
         # The vector goes in first: should the transaction below fail, a stray vector
         # points at an existing product, which is harmless; the reverse would not be.
-        await self.index.upsert(
-            [
-                VectorPoint(
-                    str(image_id),
-                    vectors[0],
-                    {
-                        "product_id": product_id,
-                        "shop_id": product.shop_id,
-                        MODEL: self.embedder.model_version,
-                    },
-                )
-            ]
-        )
+        await self.index.upsert(self._image_points(image_id, product_id, product.shop_id, views[0]))
         async with self.db.transaction() as conn:
             await repo.insert_image(conn, image_id, product_id, uri, self.embedder.model_version)
             current = await repo.get_product(conn, product_id, for_update=True)
@@ -201,6 +196,26 @@ class Catalog:
             assert shop is not None
             await self._announce(conn, shop, bumped)
         return image_id
+
+    def _image_points(
+        self, image_id: uuid.UUID | str, product_id: str, shop_id: str, views: np.ndarray
+    ) -> list[VectorPoint]:
+        """One index point per view of a product image (see ``embed_studio_views``)."""
+        payload: dict[str, PayloadValue] = {
+            "product_id": product_id,
+            "shop_id": shop_id,
+            "image_id": str(image_id),
+            MODEL: self.embedder.model_version,
+        }
+        return [
+            VectorPoint(studio_point_id(image_id, turn), vector, {**payload, "turn": turn})
+            for turn, vector in zip(self.embedder.studio_rotations, views, strict=True)
+        ]
+
+    def _view_ids(self, image_ids: Sequence[uuid.UUID | str]) -> list[str]:
+        """The index points of every view of these images."""
+        turns = self.embedder.studio_rotations
+        return [studio_point_id(i, turn) for i in image_ids for turn in turns]
 
     async def _announce(self, conn: asyncpg.Connection, shop: Shop, product: Product) -> None:
         image_count = await conn.fetchval(
@@ -290,7 +305,7 @@ class Catalog:
         await self._forget_tagged_crops(conn)
         model = self.embedder.model_version
         image_vectors = await self.index.vectors(
-            await repo.product_image_ids(conn, product_id, model)
+            self._view_ids(await repo.product_image_ids(conn, product_id, model))
         )
         if not image_vectors:
             return []
@@ -334,10 +349,11 @@ class Catalog:
         image_ids = await repo.active_product_images(
             conn, sorted(proposed), self.embedder.model_version
         )
-        stored = await self.index.vectors([i for ids in image_ids.values() for i in ids])
+        views = {product_id: self._view_ids(ids) for product_id, ids in image_ids.items()}
+        stored = await self.index.vectors([i for ids in views.values() for i in ids])
         images = {
             product_id: np.stack([stored[i] for i in ids if i in stored])
-            for product_id, ids in image_ids.items()
+            for product_id, ids in views.items()
             if any(i in stored for i in ids)
         }
         return judge(
@@ -474,18 +490,17 @@ class Catalog:
                     continue
                 readable.append(row)
                 blobs.append(blob)
-            vectors = await asyncio.to_thread(self.embedder.embed_bytes, blobs, view="studio")
+            views = await asyncio.to_thread(self.embedder.embed_studio_views, blobs)
             await self.index.upsert(
                 [
-                    VectorPoint(
-                        str(row["image_id"]),
-                        vector,
-                        {"product_id": row["product_id"], "shop_id": row["shop_id"], MODEL: model},
+                    point
+                    for row, vectors in zip(readable, views, strict=True)
+                    for point in self._image_points(
+                        row["image_id"], row["product_id"], row["shop_id"], vectors
                     )
-                    for row, vector in zip(readable, vectors, strict=True)
                 ]
             )
-            await self.index.delete([str(row["image_id"]) for row in unreadable])
+            await self.index.delete(self._view_ids([row["image_id"] for row in unreadable]))
             async with self.db.transaction() as conn:
                 await repo.set_image_model(conn, [r["image_id"] for r in readable], model)
                 await repo.set_image_model(conn, [r["image_id"] for r in unreadable], "")

@@ -68,9 +68,11 @@ __all__ = [
     "ObjectColour",
     "Precision",
     "StudioFraming",
+    "StudioRotations",
     "View",
     "box_studio_shot",
     "pad_to_square",
+    "turned",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,10 @@ StudioFraming = Literal["whole", "box"]
 # The detector's margin around an object's box (its CropParams.margin): a boxed studio
 # shot is cut as the detector cuts a crop.
 STUDIO_BOX_MARGIN = 0.08
+# In-plane turns of a studio shot that are embedded beside it, degrees: a product in a
+# video is often tilted (held, set down, swung through the frame), a studio shot is
+# upright, and ImageNet features are not rotation invariant. 0 is the shot as it is.
+StudioRotations = tuple[int, ...]
 # Where the product's box is looked for: a shot is scanned at this side (the mask's
 # median filter wants a few pixels per feature, not full resolution).
 _MASK_SIDE = 128
@@ -376,7 +382,12 @@ class ImageEmbedder:
         object_colour: ObjectColour | None = None,
         crop_framing: CropFraming = "centre",
         studio_framing: StudioFraming = "whole",
+        studio_rotations: StudioRotations = (0,),
     ) -> None:
+        if not studio_rotations or studio_rotations[0] != 0:
+            raise ValueError(
+                f"studio rotations start with 0 (the shot itself), not {studio_rotations}"
+            )
         self._runner = runner
         self._input_size = input_size
         self._decoders = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2)
@@ -384,6 +395,7 @@ class ImageEmbedder:
         self.object_colour = object_colour
         self.crop_framing = crop_framing
         self.studio_framing = studio_framing
+        self.studio_rotations = tuple(studio_rotations)
 
     @classmethod
     def load(
@@ -399,6 +411,7 @@ class ImageEmbedder:
         object_colour: ObjectColour | None = None,
         crop_framing: CropFraming = "centre",
         studio_framing: StudioFraming = "whole",
+        studio_rotations: StudioRotations = (0,),
     ) -> ImageEmbedder:
         """Build the network and load the packaged weights.
 
@@ -408,6 +421,7 @@ class ImageEmbedder:
         ``object_colour``: append the object's colours to every vector (None: do not).
         ``crop_framing``: how a crop (``view="crop"``) is made square.
         ``studio_framing``: how a studio shot is framed (see :data:`StudioFraming`).
+        ``studio_rotations``: the turns :meth:`embed_studio_views` embeds each shot at.
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -424,7 +438,16 @@ class ImageEmbedder:
             runner = _openvino_runner(network, input_size, precision, threads, Path(cache_dir))
         else:
             raise ValueError(f"unknown embedding backend {backend!r}")
-        return cls(runner, input_size, threads, head, object_colour, crop_framing, studio_framing)
+        return cls(
+            runner,
+            input_size,
+            threads,
+            head,
+            object_colour,
+            crop_framing,
+            studio_framing,
+            studio_rotations,
+        )
 
     @property
     def dimension(self) -> int:
@@ -453,6 +476,8 @@ class ImageEmbedder:
             version = f"{version}+crop:{self.crop_framing}"
         if self.studio_framing != "whole":
             version = f"{version}+studio:{self.studio_framing}"
+        if self.studio_rotations != (0,):
+            version = f"{version}+turns:{','.join(str(r) for r in self.studio_rotations)}"
         return version
 
     def embed(
@@ -483,6 +508,28 @@ class ImageEmbedder:
         batch = np.stack(list(self._decoders.map(lambda im: self._input(im, view), images)))
         return self._vectors(batch, self._object_colours(images, view))
 
+    def embed_studio_views(self, blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
+        """Decode studio shots and embed each as it is and turned by every other angle of
+        :attr:`studio_rotations`: ``(n, len(studio_rotations), dimension)``; ``[:, 0]`` is
+        what ``embed_bytes(view="studio")`` gives. The object's colours do not depend on
+        the turn, so every view of a shot carries the same."""
+        views = len(self.studio_rotations)
+        if not blobs:
+            return np.empty((0, views, self.dimension), dtype=np.float32)
+        size = self._input_size
+        images = list(
+            self._decoders.map(lambda item: decode_image(item[1], item[0], size), enumerate(blobs))
+        )
+
+        def inputs(image: Image.Image) -> list[npt.NDArray[np.uint8]]:
+            return [self._studio_input(image, turn) for turn in self.studio_rotations]
+
+        batch = np.stack([pixels for shot in self._decoders.map(inputs, images) for pixels in shot])
+        colours = self._object_colours(images, "studio")
+        if colours is not None:
+            colours = np.repeat(colours, views, axis=0)
+        return self._vectors(batch, colours).reshape(len(blobs), views, -1)
+
     def _object_colours(
         self, images: Sequence[Image.Image], view: View
     ) -> npt.NDArray[np.float32] | None:
@@ -494,20 +541,29 @@ class ImageEmbedder:
         )
 
     def features(
-        self, images: Sequence[Image.Image], *, view: View = "studio"
+        self, images: Sequence[Image.Image], *, view: View = "studio", turn: int = 0
     ) -> npt.NDArray[np.float32]:
-        """What a head projects: pooled features then colour, ``(n, FEATURES)`` (training)."""
+        """What a head projects: pooled features then colour, ``(n, FEATURES)`` (training).
+        ``turn``: a studio shot's view turned so many degrees (see ``embed_studio_views``)."""
         if not images:
             return np.empty((0, FEATURES), dtype=np.float32)
+        if turn:
+            if view != "studio":
+                raise ValueError("only studio shots are embedded turned")
+            return self._features(np.stack([self._studio_input(im, turn) for im in images]))
         return self._features(self._pixels(images, view))
 
     def _input(self, image: Image.Image, view: View) -> npt.NDArray[np.uint8]:
         """The network's input pixels for one image of ``view``."""
         if view == "crop":
             return _preprocess(image, self._input_size, self.crop_framing)
+        return self._studio_input(image, 0)
+
+    def _studio_input(self, image: Image.Image, turn: int) -> npt.NDArray[np.uint8]:
+        """The network's input for a studio shot, turned by ``turn`` degrees."""
         if self.studio_framing == "box":
-            return _preprocess(box_studio_shot(image), self._input_size, "pad")
-        return _preprocess(image, self._input_size, "centre")
+            return _preprocess(turned(box_studio_shot(image), turn), self._input_size, "pad")
+        return _preprocess(turned(image, turn), self._input_size, "centre")
 
     def _pixels(self, images: Sequence[Image.Image], view: View) -> npt.NDArray[np.uint8]:
         return np.stack([self._input(image, view) for image in images])
@@ -583,17 +639,30 @@ def box_studio_shot(image: Image.Image, margin: float = STUDIO_BOX_MARGIN) -> Im
     )
 
 
+def turned(image: Image.Image, degrees: int) -> Image.Image:
+    """``image`` (RGB) turned in-plane ``degrees`` anticlockwise, grown to hold all of it;
+    the new corners take the colour of its border, as :func:`pad_to_square` pads."""
+    if degrees % 360 == 0:
+        return image
+    return _to_rgb(image).rotate(
+        degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=_border_colour(image)
+    )
+
+
+def _border_colour(image: Image.Image) -> tuple[int, ...]:
+    pixels = np.asarray(_to_rgb(image))
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    return tuple(int(v) for v in np.median(border, axis=0))
+
+
 def pad_to_square(image: Image.Image) -> Image.Image:
     """``image`` (RGB) in the middle of a square filled with the median colour of its
     border: the whole object stays in view, on a backdrop like the one it was seen on."""
     width, height = image.size
     if width == height:
         return image
-    pixels = np.asarray(image)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    fill = tuple(int(v) for v in np.median(border, axis=0))
     side = max(width, height)
-    square = Image.new("RGB", (side, side), fill)
+    square = Image.new("RGB", (side, side), _border_colour(image))
     square.paste(image, ((side - width) // 2, (side - height) // 2))
     return square
 
