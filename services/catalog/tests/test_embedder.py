@@ -336,7 +336,7 @@ def test_studio_rotations_are_part_of_the_model_version_and_start_upright() -> N
     views = ImageEmbedder.load(threads=2, studio_rotations=(0, 20, -20))
 
     assert views.model_version == f"{upright.model_version}+turns:0,20,-20"
-    with pytest.raises(ValueError, match="start with 0"):
+    with pytest.raises(ValueError, match="the first 0"):
         ImageEmbedder.load(threads=2, studio_rotations=(20, 0))
 
 

@@ -283,8 +283,30 @@ async def test_every_studio_image_is_indexed_as_shot_and_turned(harness: Harness
     assert hits[0].payload["turn"] == 20
 
 
+async def test_turns_no_longer_made_leave_the_index_when_images_are_embedded_again(
+    harness: Harness,
+) -> None:
+    """Dropping the turned views (another model version) re-embeds every image as one
+    point and deletes the turned ones, which would otherwise fill crops' hits for good; an
+    image that can no longer be read loses all its points."""
+    catalog = harness.catalog
+    shop = await harness.shop()
+    await harness.product(shop, "Espresso cup", skimage_data.coffee())
+    async with catalog.db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT image_id, media_uri FROM product_images ORDER BY image_id")
+    assert await catalog.index.count() == len(rows) * 3
+    harness.media.path_of(rows[0]["media_uri"]).unlink()  # lost from the media store
+    catalog.embedder = load_embedder(CatalogSettings(embed_threads=2, match_studio_rotations=(0,)))
+
+    assert await catalog.reembed_stale() == (len(rows) - 1, 0)
+
+    assert await catalog.index.count() == len(rows) - 1
+    kept = await catalog.index.vectors([str(row["image_id"]) for row in rows])
+    assert sorted(kept) == sorted(str(row["image_id"]) for row in rows[1:])
+
+
 def test_studio_rotations_must_start_with_the_shot_itself() -> None:
-    for turns in ((20, 0), (), (0, 20, 20)):
+    for turns in ((20, 0), (), (0, 20, 20), (0, 20, 380)):
         with pytest.raises(ValueError, match="first 0"):
             CatalogSettings(match_studio_rotations=turns)
 
@@ -306,6 +328,11 @@ async def test_vectors_of_another_model_are_ignored_until_embedded_again(
         image_rows = await conn.fetch("SELECT image_id FROM product_images")
         await conn.execute("UPDATE product_images SET embedding_model = 'old-model@1'")
         await conn.execute("UPDATE video_tracks SET embedding_model = NULL")
+    turns = catalog.embedder.studio_rotations
+    # The old model indexed each image once, under its own id.
+    await catalog.index.delete(
+        [studio_point_id(row["image_id"], turn) for row in image_rows for turn in turns[1:]]
+    )
     rng = np.random.default_rng(0)
     await catalog.index.upsert(
         [
@@ -325,6 +352,7 @@ async def test_vectors_of_another_model_are_ignored_until_embedded_again(
     assert await harness.tags(video) == {}  # the cup's stale vectors were not compared
 
     assert await catalog.reembed_stale() == (len(image_rows), 1)
+    assert await catalog.index.count() == len(image_rows) * len(turns)  # every view, once
     # The cup, embedded again, was re-matched: the track it missed meanwhile is tagged.
     assert await harness.tags(video) == {"cup-before": cup.product_id}
     assert await catalog.reembed_stale() == (0, 0)  # nothing left

@@ -16,7 +16,12 @@ import numpy as np
 
 from vitrine_catalog import metrics
 from vitrine_catalog.adapters import repository as repo
-from vitrine_catalog.adapters.embedder import ImageEmbedder, InvalidImageError, decode_image
+from vitrine_catalog.adapters.embedder import (
+    ImageEmbedder,
+    InvalidImageError,
+    decode_image,
+    rotations_of,
+)
 from vitrine_catalog.adapters.vector_index import PayloadValue, VectorIndex, VectorPoint
 from vitrine_catalog.domain.matching import (
     ImageHit,
@@ -100,7 +105,7 @@ class Catalog:
     db: Database
     media: MediaStore
     embedder: ImageEmbedder
-    index: VectorIndex  # product images
+    index: VectorIndex  # product images, one point per view (see studio_point_id)
     track_crops: VectorIndex  # crops of tracks that matched nothing, for re-matching
     settings: CatalogSettings
     envelope: EnvelopeFactory
@@ -183,8 +188,8 @@ class Catalog:
         uri = await self.media.put(
             f"products/{product_id}/{image_id}.{extension}", image, content_type
         )
-        # The vector goes in first: should the transaction below fail, a stray vector
-        # points at an existing product, which is harmless; the reverse would not be.
+        # The vectors go in first: should the transaction below fail, stray points name an
+        # existing product, which is harmless; the reverse would not be.
         await self.index.upsert(self._image_points(image_id, product_id, product.shop_id, views[0]))
         async with self.db.transaction() as conn:
             await repo.insert_image(conn, image_id, product_id, uri, self.embedder.model_version)
@@ -213,7 +218,7 @@ class Catalog:
         ]
 
     def _view_ids(self, image_ids: Sequence[uuid.UUID | str]) -> list[str]:
-        """The index points of every view of these images."""
+        """The index points of every view of these images under the current rotations."""
         turns = self.embedder.studio_rotations
         return [studio_point_id(i, turn) for i in image_ids for turn in turns]
 
@@ -344,7 +349,7 @@ class Catalog:
 
     async def _judge(self, conn: asyncpg.Connection, vectors: np.ndarray) -> Judgement:
         """The matcher's view of a track's crop vectors: the index proposes products, each
-        active one is then scored exactly against all its images."""
+        active one is then scored exactly against every view of its images."""
         proposed = candidates(await self._search(vectors))
         image_ids = await repo.active_product_images(
             conn, sorted(proposed), self.embedder.model_version
@@ -500,7 +505,24 @@ class Catalog:
                     )
                 ]
             )
-            await self.index.delete(self._view_ids([row["image_id"] for row in unreadable]))
+            # Points of turns the old model made and this one does not would linger, fill
+            # crops' hits and never be compared: they go, with every view of an unreadable image.
+            await self.index.delete(
+                [
+                    studio_point_id(row["image_id"], turn)
+                    for row in readable
+                    for turn in rotations_of(row["embedding_model"])
+                    if turn not in self.embedder.studio_rotations
+                ]
+                + [
+                    studio_point_id(row["image_id"], turn)
+                    for row in unreadable
+                    for turn in {
+                        *rotations_of(row["embedding_model"]),
+                        *self.embedder.studio_rotations,
+                    }
+                ]
+            )
             async with self.db.transaction() as conn:
                 await repo.set_image_model(conn, [r["image_id"] for r in readable], model)
                 await repo.set_image_model(conn, [r["image_id"] for r in unreadable], "")

@@ -7,6 +7,7 @@ from vitrine_catalog.adapters.embedder import (
     CropFraming,
     StudioFraming,
     StudioRotations,
+    checked_rotations,
 )
 from vitrine_runtime.settings import ServiceSettings
 
@@ -143,6 +144,4 @@ class CatalogSettings(ServiceSettings):
     @field_validator("match_studio_rotations")
     @classmethod
     def _shot_itself_first(cls, turns: StudioRotations) -> StudioRotations:
-        if not turns or turns[0] != 0 or len(set(turns)) != len(turns):
-            raise ValueError("distinct angles in degrees, the first 0 (the shot as it is)")
-        return turns
+        return checked_rotations(turns)

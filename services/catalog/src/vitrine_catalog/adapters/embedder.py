@@ -71,7 +71,9 @@ __all__ = [
     "StudioRotations",
     "View",
     "box_studio_shot",
+    "checked_rotations",
     "pad_to_square",
+    "rotations_of",
     "turned",
 ]
 
@@ -100,6 +102,9 @@ StudioRotations = tuple[int, ...]
 # median filter wants a few pixels per feature, not full resolution).
 _MASK_SIDE = 128
 
+# Network inputs per forward pass when a batch of studio shots becomes three times as many
+# views (re-embedding a catalog sends 32 shots at a time).
+_STUDIO_CHUNK = 32
 _MODEL_NAME = "efficientnet-lite0"
 _INPUT_SIZE = 224
 _DIMENSION = 1280
@@ -384,10 +389,7 @@ class ImageEmbedder:
         studio_framing: StudioFraming = "whole",
         studio_rotations: StudioRotations = (0,),
     ) -> None:
-        if not studio_rotations or studio_rotations[0] != 0:
-            raise ValueError(
-                f"studio rotations start with 0 (the shot itself), not {studio_rotations}"
-            )
+        studio_rotations = checked_rotations(studio_rotations)
         self._runner = runner
         self._input_size = input_size
         self._decoders = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2)
@@ -522,13 +524,26 @@ class ImageEmbedder:
         )
 
         def inputs(image: Image.Image) -> list[npt.NDArray[np.uint8]]:
-            return [self._studio_input(image, turn) for turn in self.studio_rotations]
+            framed = self._studio_framed(image)
+            small = self._turnable(framed)
+            return [
+                self._framed_input(small if turn else framed, turn)
+                for turn in self.studio_rotations
+            ]
 
         batch = np.stack([pixels for shot in self._decoders.map(inputs, images) for pixels in shot])
         colours = self._object_colours(images, "studio")
         if colours is not None:
             colours = np.repeat(colours, views, axis=0)
-        return self._vectors(batch, colours).reshape(len(blobs), views, -1)
+        # At most _STUDIO_CHUNK network inputs at a time: activations grow with the batch.
+        vectors = [
+            self._vectors(
+                batch[start : start + _STUDIO_CHUNK],
+                None if colours is None else colours[start : start + _STUDIO_CHUNK],
+            )
+            for start in range(0, len(batch), _STUDIO_CHUNK)
+        ]
+        return np.concatenate(vectors).reshape(len(blobs), views, -1)
 
     def _object_colours(
         self, images: Sequence[Image.Image], view: View
@@ -561,9 +576,24 @@ class ImageEmbedder:
 
     def _studio_input(self, image: Image.Image, turn: int) -> npt.NDArray[np.uint8]:
         """The network's input for a studio shot, turned by ``turn`` degrees."""
-        if self.studio_framing == "box":
-            return _preprocess(turned(box_studio_shot(image), turn), self._input_size, "pad")
-        return _preprocess(turned(image, turn), self._input_size, "centre")
+        framed = self._studio_framed(image)
+        return self._framed_input(self._turnable(framed) if turn else framed, turn)
+
+    def _studio_framed(self, image: Image.Image) -> Image.Image:
+        """A studio shot as framed before it is turned (see :data:`StudioFraming`)."""
+        return box_studio_shot(image) if self.studio_framing == "box" else _to_rgb(image)
+
+    def _turnable(self, framed: Image.Image) -> Image.Image:
+        """``framed`` no larger than twice the network's input: turning a large PNG at full
+        size costs ~0.5 s a turn, and the network sees it at its input size anyway."""
+        limit = 2 * self._input_size
+        if max(framed.size) <= limit:
+            return framed
+        return ImageOps.contain(framed, (limit, limit), Image.Resampling.BILINEAR)
+
+    def _framed_input(self, framed: Image.Image, turn: int) -> npt.NDArray[np.uint8]:
+        framing: CropFraming = "pad" if self.studio_framing == "box" else "centre"
+        return _preprocess(turned(framed, turn), self._input_size, framing)
 
     def _pixels(self, images: Sequence[Image.Image], view: View) -> npt.NDArray[np.uint8]:
         return np.stack([self._input(image, view) for image in images])
@@ -637,6 +667,30 @@ def box_studio_shot(image: Image.Image, margin: float = STUDIO_BOX_MARGIN) -> Im
             min(image.height, round(bottom + dy)),
         )
     )
+
+
+def checked_rotations(turns: Sequence[int]) -> StudioRotations:
+    """Studio rotations as the embedder takes them: whole degrees, the first 0 (the shot
+    itself), no two the same turn (20 and 380 are one). Raises ValueError otherwise."""
+    result = tuple(int(turn) for turn in turns)
+    if not result or result[0] != 0 or len({turn % 360 for turn in result}) != len(result):
+        raise ValueError(
+            f"studio rotations are distinct turns in degrees, the first 0 (the shot itself),"
+            f" not {tuple(turns)}"
+        )
+    return result
+
+
+def rotations_of(model_version: str) -> StudioRotations:
+    """The studio rotations a stored model version was embedded with (its ``+turns:``
+    part; none: the shot alone), so that points of turns no longer made can be found."""
+    for part in model_version.split("+"):
+        if part.startswith("turns:"):
+            try:
+                return tuple(int(turn) for turn in part.removeprefix("turns:").split(","))
+            except ValueError:
+                break
+    return (0,)
 
 
 def turned(image: Image.Image, degrees: int) -> Image.Image:

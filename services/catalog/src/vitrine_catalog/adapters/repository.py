@@ -249,9 +249,11 @@ async def product_image_ids(conn: asyncpg.Connection, product_id: str, model: st
 async def images_not_embedded_with(
     conn: asyncpg.Connection, model: str, limit: int
 ) -> list[asyncpg.Record]:
-    """Product images whose vector is of another model ('' marks unreadable images)."""
+    """Product images whose vector is of another model ('' marks unreadable images), with
+    that model."""
     return await conn.fetch(  # type: ignore[no-any-return]
-        "SELECT i.image_id, i.product_id, i.media_uri, p.shop_id FROM product_images i"
+        "SELECT i.image_id, i.product_id, i.media_uri, p.shop_id, i.embedding_model"
+        " FROM product_images i"
         " JOIN products p USING (product_id)"
         " WHERE i.embedding_model NOT IN ($1, '') ORDER BY i.image_id LIMIT $2",
         model,
