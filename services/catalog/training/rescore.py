@@ -3,7 +3,7 @@
     python -m vitrine_stack eval --split val --seed 9     # keeps .vitrine/tracks-seed-9-val
     python services/catalog/training/rescore.py .vitrine/tracks-seed-{7,9,10,11}-val \\
         [--head path/to/matcher-head.npz] [--colour-weight 0.5] [--colour-centre 0.4] \\
-        [--crop-framing pad|centre] [--studio-framing box|whole] [--short-track-penalty 0.5]
+        [--crop-framing pad|centre] [--studio-framing box|whole] [--short-track-penalty 0.5] \\
         [--studio-rotations 0 20 -20]
 
 `make eval` keeps, beside its report, every track the detector published (boxes, time
