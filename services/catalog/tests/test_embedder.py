@@ -336,6 +336,7 @@ def test_studio_rotations_are_part_of_the_model_version_and_start_upright() -> N
     views = ImageEmbedder.load(threads=2, studio_rotations=(0, 20, -20))
 
     assert views.model_version == f"{upright.model_version}+turns:0,20,-20"
+    assert views.crop_model_version == upright.crop_model_version == upright.model_version
     with pytest.raises(ValueError, match="the first 0"):
         ImageEmbedder.load(threads=2, studio_rotations=(20, 0))
 

@@ -288,10 +288,14 @@ async def test_turns_no_longer_made_leave_the_index_when_images_are_embedded_aga
 ) -> None:
     """Dropping the turned views (another model version) re-embeds every image as one
     point and deletes the turned ones, which would otherwise fill crops' hits for good; an
-    image that can no longer be read loses all its points."""
+    image that can no longer be read loses all its points. Crops do not turn: the kept
+    crops of an untagged track are not embedded again for it."""
     catalog = harness.catalog
     shop = await harness.shop()
     await harness.product(shop, "Espresso cup", skimage_data.coffee())
+    video = "vid-turns"
+    await harness.deliver(await harness.track(video, "cat", skimage_data.chelsea(), seed=4))
+    assert await harness.tags(video) == {}  # kept for re-matching
     async with catalog.db.pool.acquire() as conn:
         rows = await conn.fetch("SELECT image_id, media_uri FROM product_images ORDER BY image_id")
     assert await catalog.index.count() == len(rows) * 3

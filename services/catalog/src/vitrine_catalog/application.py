@@ -286,7 +286,7 @@ class Catalog:
             last_seen_ms=track.last_seen_ms,
             crop_uris=[c.uri for c in track.crops],
             judgement=judgement,
-            embedding_model=None if decision else self.embedder.model_version,
+            embedding_model=None if decision else self.embedder.crop_model_version,
         )
         metrics.MATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
         if decision is not None:
@@ -308,7 +308,7 @@ class Catalog:
         if product is None or product.status is not ProductStatus.ACTIVE:
             return []
         await self._forget_tagged_crops(conn)
-        model = self.embedder.model_version
+        model, crop_model = self.embedder.model_version, self.embedder.crop_model_version
         image_vectors = await self.index.vectors(
             self._view_ids(await repo.product_image_ids(conn, product_id, model))
         )
@@ -324,7 +324,7 @@ class Catalog:
         crop_counts: dict[tuple[str, str], int] = {}
         for hits in hit_lists:
             for hit in hits:
-                if hit.payload.get(MODEL) != model:
+                if hit.payload.get(MODEL) != crop_model:
                     continue
                 ref = _track_from_payload(hit.payload)
                 candidates.setdefault(ref.key, ref)
@@ -341,7 +341,7 @@ class Catalog:
                 continue
             judgement = await self._judge(conn, np.stack(list(stored.values())))
             decision = judgement.decision
-            await repo.rejudged_track(conn, *key, judgement, model)
+            await repo.rejudged_track(conn, *key, judgement, crop_model)
             metrics.REMATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
             if decision is not None and await self._tag(conn, ref, decision):
                 tagged.append((ref, decision))
@@ -432,7 +432,11 @@ class Catalog:
         return hits_per_crop
 
     async def _keep_crops(self, ref: TrackRef, vectors: np.ndarray) -> None:
-        payload = {**_track_payload(ref), "crops": len(vectors), MODEL: self.embedder.model_version}
+        payload = {
+            **_track_payload(ref),
+            "crops": len(vectors),
+            MODEL: self.embedder.crop_model_version,
+        }
         await self.track_crops.upsert(
             [
                 VectorPoint(crop_point_id(ref, n), vector, {**payload, "crop": n})
@@ -532,7 +536,9 @@ class Catalog:
         after = ("", "")
         while True:
             async with self.db.pool.acquire() as conn:
-                rows = await repo.untagged_tracks_not_embedded_with(conn, model, batch, after)
+                rows = await repo.untagged_tracks_not_embedded_with(
+                    conn, self.embedder.crop_model_version, batch, after
+                )
             if not rows:
                 break
             after = (rows[-1]["video_id"], rows[-1]["track_id"])
@@ -553,7 +559,7 @@ class Catalog:
                 )
                 await self._keep_crops(ref, vectors)
                 async with self.db.transaction() as conn:
-                    await repo.set_track_model(conn, *ref.key, model)
+                    await repo.set_track_model(conn, *ref.key, self.embedder.crop_model_version)
                 tracks += 1
 
         for product_id in sorted(products):

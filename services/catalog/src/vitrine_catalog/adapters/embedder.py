@@ -13,7 +13,9 @@ Two backends run the same network:
   where the CPU has native bf16 (AMX / AVX512-BF16), another ~1.5x.
 * ``torch``: the module itself, in float32.
 
-Vectors are only comparable within one :attr:`ImageEmbedder.model_version`. float32 on
+Vectors are only comparable within one version (:attr:`ImageEmbedder.model_version` for
+studio shots, :attr:`ImageEmbedder.crop_model_version`, its part crops depend on, for
+crops). float32 on
 either backend is the same function (vectors agree to 1e-5, a test checks it); bfloat16
 moves a vector by up to ~0.025 in cosine, so it is a version of its own.
 
@@ -463,10 +465,23 @@ class ImageEmbedder:
 
     @property
     def model_version(self) -> str:
-        # Stored next to each vector; it names everything that changes a vector (weights,
-        # input size, preprocessing, arithmetic) so vectors of two versions are never
-        # compared. float32 keeps the original name: it is the same function on both
-        # backends, so vectors stored before the OpenVINO backend stay valid.
+        """The version of a studio shot's vectors: :attr:`crop_model_version` and what
+        only shots depend on (their framing and turns)."""
+        version = self.crop_model_version
+        if self.studio_framing != "whole":
+            version = f"{version}+studio:{self.studio_framing}"
+        if self.studio_rotations != (0,):
+            version = f"{version}+turns:{','.join(str(r) for r in self.studio_rotations)}"
+        return version
+
+    @property
+    def crop_model_version(self) -> str:
+        """The version of a crop's vector. Stored next to each vector, it names everything
+        that changes one (weights, input size, preprocessing, arithmetic) so vectors of two
+        versions are never compared; a change of the studio framing or turns leaves it,
+        so kept crops are not embedded again for that."""
+        # float32 keeps the original name: it is the same function on both backends, so
+        # vectors stored before the OpenVINO backend stay valid.
         version = f"{_MODEL_NAME}-imagenet@{self._input_size}"
         if self.precision != "f32":
             version = f"{version}+{self.precision}"
@@ -476,10 +491,6 @@ class ImageEmbedder:
             version = f"{version}+{self.object_colour.name}"
         if self.crop_framing != "centre":
             version = f"{version}+crop:{self.crop_framing}"
-        if self.studio_framing != "whole":
-            version = f"{version}+studio:{self.studio_framing}"
-        if self.studio_rotations != (0,):
-            version = f"{version}+turns:{','.join(str(r) for r in self.studio_rotations)}"
         return version
 
     def embed(
