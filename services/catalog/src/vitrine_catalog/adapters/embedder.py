@@ -399,7 +399,7 @@ class ImageEmbedder:
         self.object_colour = object_colour
         self.crop_framing = crop_framing
         self.studio_framing = studio_framing
-        self.studio_rotations = tuple(studio_rotations)
+        self.studio_rotations = studio_rotations
 
     @classmethod
     def load(
@@ -511,15 +511,18 @@ class ImageEmbedder:
         """Decode encoded images (JPEG, PNG, WebP, ...) and embed them."""
         if not blobs:
             return np.empty((0, self.dimension), dtype=np.float32)
+        images = self._decoded(blobs)
+        batch = np.stack(list(self._decoders.map(lambda im: self._input(im, view), images)))
+        return self._vectors(batch, self._object_colours(images, view))
+
+    def _decoded(self, blobs: Sequence[bytes]) -> list[Image.Image]:
         size = self._input_size
 
         def decode(item: tuple[int, bytes]) -> Image.Image:
             return decode_image(item[1], item[0], size)
 
         # Pillow releases the GIL while it decodes and resizes: spread that over the cores.
-        images = list(self._decoders.map(decode, enumerate(blobs)))
-        batch = np.stack(list(self._decoders.map(lambda im: self._input(im, view), images)))
-        return self._vectors(batch, self._object_colours(images, view))
+        return list(self._decoders.map(decode, enumerate(blobs)))
 
     def embed_studio_views(self, blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
         """Decode studio shots and embed each as it is and turned by every other angle of
@@ -529,10 +532,7 @@ class ImageEmbedder:
         views = len(self.studio_rotations)
         if not blobs:
             return np.empty((0, views, self.dimension), dtype=np.float32)
-        size = self._input_size
-        images = list(
-            self._decoders.map(lambda item: decode_image(item[1], item[0], size), enumerate(blobs))
-        )
+        images = self._decoded(blobs)
 
         def inputs(image: Image.Image) -> list[npt.NDArray[np.uint8]]:
             framed = self._studio_framed(image)
