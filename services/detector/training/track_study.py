@@ -131,8 +131,11 @@ def score(recording: Recording, params: TrackingParams, keep: TrackFilter) -> Sc
             )
             as_scored = scoring.Track(video_id, str(n), 0, 0, boxes)
             object_id, _ = seen.object_of(as_scored)
-            if object_id is not None and objects[object_id]["product_id"]:
-                followed.add(objects[object_id]["product_id"])
+            # As make eval scores: an object never on screen enough to be in the truth's
+            # list (boxes only, mostly hidden) is followed by nobody.
+            shown = objects.get(object_id) if object_id is not None else None
+            if shown is not None and shown["product_id"]:
+                followed.add(shown["product_id"])
             result.switches += _switches(seen, boxes)
         products = [p["product_id"] for p in truth["products"]]
         result.products += len(products)
