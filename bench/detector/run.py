@@ -12,10 +12,12 @@ videos, 62 s in all; made first if missing), three ways through each file:
    them (`shopbench-yolo.pt` in PyTorch, the network the service's INT8 model was made
    from; `--baseline-weights` for others).
 
-For each: video seconds processed per wall second, and the share of the ground truth's
-objects that some track follows (object recall: a track follows the object it overlaps
-most, mean IoU >= 0.3, as `make eval` counts). Targets (issue 3): the detector >= 10x real
-time, >= 20x the baseline at the same or lower recall, >= 0.5 of pure decoding.
+Decoding and the detector run `--repeats` times each (default 3, alternating) and keep
+their fastest pass; the baseline runs once. For each: video seconds processed per wall
+second, and the share of the ground truth's objects that some track follows (object
+recall: a track follows the object it overlaps most, mean IoU >= 0.3, as `make eval`
+counts). Targets (issue 3): the detector >= 10x real time, >= 20x the baseline at the same
+or lower recall, >= 0.5 of pure decoding.
 
 Nothing is asserted; the machine is shared, so the load average is printed beside the
 figures. Weights and settings come from the environment, as in the service
@@ -127,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, default=Path(".vitrine/shopbench/seed-7-full"))
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--baseline-weights", type=Path, default=MODELS / "shopbench-yolo.pt")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="passes of decoding and detector per clip"
+    )
     args = parser.parse_args(argv)
 
     root = ensure_dataset(args.dataset, SEED, "full", ["test"], videos=CLIPS)
@@ -141,12 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     totals = {"video": 0.0, "decode": 0.0, "detector": 0.0, "baseline": 0.0}
     found = {"detector": [0, 0], "baseline": [0, 0]}
     tracker = ""
+    ratios: list[float] = []  # detector / decoding of each pass, for the spread
     for video_id, truth in sorted(ground.items()):
         path = root / truth["file"]
         seconds = truth["duration_ms"] / 1000
         totals["video"] += seconds
-        decode_s = decode_only(path)
-        detect_s, objects = detector_run(path, settings, model)
+        # Decoding and the detector alternate, and each keeps its fastest pass: on a
+        # shared 2-core machine a neighbour's burst only ever adds time, and one pass of
+        # each (as before) moved the ratio by up to 0.1 between identical runs.
+        decode_passes, detect_passes = [], []
+        for _ in range(args.repeats):
+            decode_passes.append(decode_only(path))
+            elapsed, objects = detector_run(path, settings, model)
+            detect_passes.append(elapsed)
+        decode_s, detect_s = min(decode_passes), min(detect_passes)
+        ratios += [d / t for d, t in zip(decode_passes, detect_passes, strict=True)]
         ours = object_recall(truth, [_as_track(video_id, o) for o in objects])
         line = (
             f"  {video_id} {truth['width']}x{truth['height']} {truth['fps']} fps {seconds:.0f} s:"
@@ -200,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             f"              target >= {TARGET_VS_BASELINE:.0f}x (recall"
             f" {recall['detector']:.3f} vs {recall['baseline']:.3f})"
         )
+    figures["detector_vs_decode_passes"] = [round(min(ratios), 3), round(max(ratios), 3)]
     print(
         f"  detector / decoding     {figures['detector_vs_decode']:6.2f}"
-        f"               target >= {TARGET_VS_DECODE}"
+        f"               target >= {TARGET_VS_DECODE}   (fastest of {args.repeats} passes each;"
+        f" single clips and passes {min(ratios):.2f}-{max(ratios):.2f})"
     )
     print(
         f"  load average now {os.getloadavg()[0]:.2f} (2 cores: above ~0.5 the figures understate)"
