@@ -42,6 +42,7 @@ from vitrine_detector.app import load_detector, video_opener
 from vitrine_detector.pipeline import detect_objects
 from vitrine_detector.settings import MODELS, DetectorSettings
 from vitrine_shopbench import scoring
+from vitrine_stack.machine import cpu_kind
 from vitrine_stack.shopbench import ensure_dataset, truths
 
 SEED = 7
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = DetectorSettings()
     model = load_detector(settings)
     print(
-        f"detector: {model.model_id} at {model.imgsz} px, batch {settings.detector_batch_size};"
-        f" {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+        f"detector: {model.model_id} at {model.imgsz} px, batch {settings.detector_batch_size}\n"
+        f"machine: {cpu_kind().describe()}; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     totals = {"video": 0.0, "decode": 0.0, "detector": 0.0, "baseline": 0.0}
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "detector_object_recall": round(recall["detector"], 4),
         "detector_vs_decode": round(speed["detector"] / speed["decode"], 3),
         "load_average": round(os.getloadavg()[0], 2),
+        "cpu": cpu_kind().describe(),
     }
     if "baseline" in speed:
         print(

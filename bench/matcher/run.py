@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -42,6 +41,7 @@ from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.adapters.vector_index import IndexTuning, QdrantEdgeIndex, VectorPoint
 from vitrine_catalog.app import load_embedder
 from vitrine_catalog.settings import CatalogSettings
+from vitrine_stack.machine import cpu_kind
 from vitrine_stack.samples import video_crops
 
 TARGET_CROPS_PER_S = 100.0
@@ -253,7 +253,7 @@ async def main() -> None:
 
     say("== bench-matcher ==")
     say(
-        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()},"
+        f"machine: {cpu_kind().describe()};"
         f" load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine:"
         " other work skews figures)"
     )
