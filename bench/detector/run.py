@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     ground = {k: v for k, v in truths(root, "test").items() if k in CLIPS}
     settings = DetectorSettings()
     model = load_detector(settings)
+    cpu = cpu_kind().describe()
     print(
         f"detector: {model.model_id} at {model.imgsz} px, batch {settings.detector_batch_size}\n"
-        f"machine: {cpu_kind().describe()}; load average {os.getloadavg()[0]:.2f}",
+        f"machine: {cpu}; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     totals = {"video": 0.0, "decode": 0.0, "detector": 0.0, "baseline": 0.0}
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "detector_object_recall": round(recall["detector"], 4),
         "detector_vs_decode": round(speed["detector"] / speed["decode"], 3),
         "load_average": round(os.getloadavg()[0], 2),
-        "cpu": cpu_kind().describe(),
+        "cpu": cpu,
     }
     if "baseline" in speed:
         print(
