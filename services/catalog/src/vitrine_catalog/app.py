@@ -12,6 +12,7 @@ from vitrine_catalog.adapters.vector_index import IndexTuning, open_vector_index
 from vitrine_catalog.api.routes import router
 from vitrine_catalog.application import Catalog
 from vitrine_catalog.settings import CatalogSettings
+from vitrine_runtime.cores import limit_blas_threads
 from vitrine_runtime.logging import get_logger
 from vitrine_runtime.media import open_media_store
 from vitrine_runtime.service import ServiceRuntime
@@ -23,6 +24,8 @@ log = get_logger(__name__)
 def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
     """The embedder the settings describe, matcher head included (blocking: the first
     start on a machine converts the network to OpenVINO)."""
+    # The network owns the cores; numpy's small products around it must not spin on them.
+    limit_blas_threads()
     head = None if settings.embed_head == "none" else MatcherHead.load(settings.embed_head)
     object_colour = (
         ObjectColour(settings.match_colour_weight, settings.match_colour_centre)
