@@ -95,6 +95,29 @@ def test_embed_bytes_matches_embed(embedder: ImageEmbedder, photos: dict[str, Im
     np.testing.assert_allclose(from_bytes, np.vstack([direct, direct]), atol=1e-5)
 
 
+def test_a_crops_vector_does_not_depend_on_its_batch(photos: dict[str, Image.Image]) -> None:
+    """The service's embedder (head, object colour, padded crops) prepares each image on
+    its own thread: a batch must give each crop what it gets alone, in the batch's order."""
+    service = ImageEmbedder.load(
+        threads=2,
+        head=MatcherHead.load(DEFAULT_HEAD),
+        object_colour=ObjectColour(weight=0.5, centre=0.4),
+        crop_framing="pad",
+    )
+    crops = []
+    for image in photos.values():
+        jpeg = io.BytesIO()
+        _variant(image).save(jpeg, format="JPEG", quality=85)
+        crops.append(jpeg.getvalue())
+
+    together = service.embed_bytes(crops)
+    alone = np.vstack([service.embed_bytes([crop]) for crop in crops])
+
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    # Different crops, different vectors: the comparison above is not between constants.
+    assert float(np.max(together @ together.T - np.eye(len(crops)))) < 0.99
+
+
 def test_transparent_pixels_are_flattened_onto_white(
     embedder: ImageEmbedder, photos: dict[str, Image.Image]
 ) -> None:

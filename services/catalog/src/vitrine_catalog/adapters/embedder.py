@@ -373,6 +373,16 @@ class ObjectColour:
         return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One image ready for the network: everything its vector needs but the forward pass,
+    made in a decoder thread so that the cores are busy while the batch is assembled."""
+
+    pixels: npt.NDArray[np.uint8]  # the network's input, (size, size, 3)
+    colour: npt.NDArray[np.float32] | None  # colour.describe of pixels; only for a head
+    object_colour: npt.NDArray[np.float32] | None  # only with ObjectColour
+
+
 class ImageEmbedder:
     """Turns images into unit-length float32 vectors of size :attr:`dimension`.
 
@@ -503,7 +513,7 @@ class ImageEmbedder:
         """
         if not images:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return self._vectors(self._pixels(images, view), self._object_colours(images, view))
+        return self._vectors(list(self._decoders.map(lambda im: self._prepare(im, view), images)))
 
     def embed_bytes(
         self, blobs: Sequence[bytes], *, view: View = "crop"
@@ -511,18 +521,12 @@ class ImageEmbedder:
         """Decode encoded images (JPEG, PNG, WebP, ...) and embed them."""
         if not blobs:
             return np.empty((0, self.dimension), dtype=np.float32)
-        images = self._decoded(blobs)
-        batch = np.stack(list(self._decoders.map(lambda im: self._input(im, view), images)))
-        return self._vectors(batch, self._object_colours(images, view))
-
-    def _decoded(self, blobs: Sequence[bytes]) -> list[Image.Image]:
         size = self._input_size
 
-        def decode(item: tuple[int, bytes]) -> Image.Image:
-            return decode_image(item[1], item[0], size)
+        def prepare(item: tuple[int, bytes]) -> _Prepared:
+            return self._prepare(decode_image(item[1], item[0], size), view)
 
-        # Pillow releases the GIL while it decodes and resizes: spread that over the cores.
-        return list(self._decoders.map(decode, enumerate(blobs)))
+        return self._vectors(list(self._decoders.map(prepare, enumerate(blobs))))
 
     def embed_studio_views(self, blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
         """Decode studio shots and embed each as it is and turned by every other angle of
@@ -532,39 +536,25 @@ class ImageEmbedder:
         views = len(self.studio_rotations)
         if not blobs:
             return np.empty((0, views, self.dimension), dtype=np.float32)
-        images = self._decoded(blobs)
+        size = self._input_size
 
-        def inputs(image: Image.Image) -> list[npt.NDArray[np.uint8]]:
+        def prepare(item: tuple[int, bytes]) -> list[_Prepared]:
+            image = decode_image(item[1], item[0], size)
             framed = self._studio_framed(image)
             small = self._turnable(framed)
+            object_colour = self._object_colour(image, "studio")
             return [
-                self._framed_input(small if turn else framed, turn)
+                self._prepared(self._framed_input(small if turn else framed, turn), object_colour)
                 for turn in self.studio_rotations
             ]
 
-        batch = np.stack([pixels for shot in self._decoders.map(inputs, images) for pixels in shot])
-        colours = self._object_colours(images, "studio")
-        if colours is not None:
-            colours = np.repeat(colours, views, axis=0)
+        prepared = [view for shot in self._decoders.map(prepare, enumerate(blobs)) for view in shot]
         # At most _STUDIO_CHUNK network inputs at a time: activations grow with the batch.
         vectors = [
-            self._vectors(
-                batch[start : start + _STUDIO_CHUNK],
-                None if colours is None else colours[start : start + _STUDIO_CHUNK],
-            )
-            for start in range(0, len(batch), _STUDIO_CHUNK)
+            self._vectors(prepared[start : start + _STUDIO_CHUNK])
+            for start in range(0, len(prepared), _STUDIO_CHUNK)
         ]
         return np.concatenate(vectors).reshape(len(blobs), views, -1)
-
-    def _object_colours(
-        self, images: Sequence[Image.Image], view: View
-    ) -> npt.NDArray[np.float32] | None:
-        if self.object_colour is None:
-            return None
-        centre = self.object_colour.centre
-        return np.stack(
-            list(self._decoders.map(lambda im: colour.object_colour(im, view, centre), images))
-        )
 
     def features(
         self, images: Sequence[Image.Image], *, view: View = "studio", turn: int = 0
@@ -573,11 +563,30 @@ class ImageEmbedder:
         ``turn``: a studio shot's view turned so many degrees (see ``embed_studio_views``)."""
         if not images:
             return np.empty((0, FEATURES), dtype=np.float32)
-        if turn:
-            if view != "studio":
-                raise ValueError("only studio shots are embedded turned")
-            return self._features(np.stack([self._studio_input(im, turn) for im in images]))
-        return self._features(self._pixels(images, view))
+        if turn and view != "studio":
+            raise ValueError("only studio shots are embedded turned")
+
+        def prepare(image: Image.Image) -> _Prepared:
+            pixels = self._studio_input(image, turn) if turn else self._input(image, view)
+            return _Prepared(pixels, colour.describe(pixels[np.newaxis])[0], None)
+
+        return self._features(list(self._decoders.map(prepare, images)))
+
+    def _prepare(self, image: Image.Image, view: View) -> _Prepared:
+        return self._prepared(self._input(image, view), self._object_colour(image, view))
+
+    def _prepared(
+        self, pixels: npt.NDArray[np.uint8], object_colour: npt.NDArray[np.float32] | None
+    ) -> _Prepared:
+        # The colour descriptor of one image is the same alone as in a batch; made here,
+        # it is spread over the decoder threads instead of queueing behind the network.
+        described = colour.describe(pixels[np.newaxis])[0] if self.head is not None else None
+        return _Prepared(pixels, described, object_colour)
+
+    def _object_colour(self, image: Image.Image, view: View) -> npt.NDArray[np.float32] | None:
+        if self.object_colour is None:
+            return None
+        return colour.object_colour(image, view, self.object_colour.centre)
 
     def _input(self, image: Image.Image, view: View) -> npt.NDArray[np.uint8]:
         """The network's input pixels for one image of ``view``."""
@@ -606,22 +615,24 @@ class ImageEmbedder:
         framing: CropFraming = "pad" if self.studio_framing == "box" else "centre"
         return _preprocess(turned(framed, turn), self._input_size, framing)
 
-    def _pixels(self, images: Sequence[Image.Image], view: View) -> npt.NDArray[np.uint8]:
-        return np.stack([self._input(image, view) for image in images])
+    def _features(self, prepared: Sequence[_Prepared]) -> npt.NDArray[np.float32]:
+        network = self._runner.run(np.stack([p.pixels for p in prepared]))
+        described = [p.colour for p in prepared if p.colour is not None]
+        if len(described) != len(prepared):
+            raise RuntimeError("colour descriptors are made only for a matcher head")
+        return np.concatenate([network, np.stack(described)], axis=1)
 
-    def _features(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        return np.concatenate([self._runner.run(batch), colour.describe(batch)], axis=1)
-
-    def _vectors(
-        self, batch: npt.NDArray[np.uint8], object_colours: npt.NDArray[np.float32] | None
-    ) -> npt.NDArray[np.float32]:
+    def _vectors(self, prepared: Sequence[_Prepared]) -> npt.NDArray[np.float32]:
         if self.head is None:
-            vectors = self._runner.run(batch)
+            vectors = self._runner.run(np.stack([p.pixels for p in prepared]))
         else:
-            vectors = self.head.project(self._features(batch))
-        if self.object_colour is None or object_colours is None:
+            vectors = self.head.project(self._features(prepared))
+        if self.object_colour is None:
             return vectors
-        return self.object_colour.append(vectors, object_colours)
+        object_colours = [p.object_colour for p in prepared if p.object_colour is not None]
+        if len(object_colours) != len(prepared):
+            raise RuntimeError("an image was prepared without its object colour")
+        return self.object_colour.append(vectors, np.stack(object_colours))
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False)
