@@ -292,6 +292,11 @@ async def main() -> None:
                 backend="torch",
                 head=embedder.head,
                 object_colour=embedder.object_colour,
+                # The same function as the service's, framing included: only the runtime
+                # differs, so the cosine printed below tells whether both agree.
+                crop_framing=embedder.crop_framing,
+                studio_framing=embedder.studio_framing,
+                studio_rotations=embedder.studio_rotations,
             )
             rate, cores = embedding_rate(baseline, crops, 8, args.seconds)
             rates["torch@8"] = rate
