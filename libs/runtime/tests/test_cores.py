@@ -22,6 +22,8 @@ def test_caps_the_blas_numpy_uses(blas: ThreadpoolController) -> None:
         pytest.fail("numpy loaded no BLAS that threadpoolctl can see")
     for library in blas.lib_controllers:
         library.set_num_threads(2)
+    if {info["num_threads"] for info in blas.info()} != {2}:
+        pytest.fail("this BLAS keeps one thread whatever it is told: nothing to cap")
 
     capped = limit_blas_threads()
 

@@ -43,16 +43,21 @@ def test_the_centre_counts_more_than_the_border() -> None:
     assert similarity(framed, patch(red)) > similarity(framed, patch(blue))
 
 
-@pytest.mark.parametrize("side", [56, 224, 448])
+@pytest.mark.parametrize("side", [56, 224, 448, 896])
 def test_an_image_is_binned_from_the_means_of_its_blocks(side: int) -> None:
     """The descriptor reads the image averaged down to 56 px: each value is the mean of
-    its block (computed here the slow, obvious way), whatever the input's side."""
+    its block (computed here the slow, obvious way), for every side it takes."""
     rng = np.random.default_rng(side)
     batch = rng.integers(0, 256, (3, side, side, 3), dtype=np.uint8)
     k = side // 56
     expected = batch.reshape(3, 56, k, 56, k, 3).astype(np.float64).mean(axis=(2, 4)) / 255.0
 
     np.testing.assert_allclose(colour._downsampled(batch), expected, rtol=1e-6)
+
+
+def test_sides_whose_block_sums_would_overflow_are_refused() -> None:
+    with pytest.raises(ValueError, match="at most 896 px"):
+        colour.describe(np.zeros((1, 952, 952, 3), np.uint8))
 
 
 def test_sizes_it_cannot_bin_are_refused() -> None:

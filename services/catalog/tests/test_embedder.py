@@ -324,6 +324,34 @@ def test_studio_views_are_the_shot_then_each_turn(photos: dict[str, Image.Image]
     assert views.embed_studio_views([]).shape == (0, 3, views.dimension)
 
 
+def test_many_shots_keep_their_own_views_across_forward_passes(
+    photos: dict[str, Image.Image],
+) -> None:
+    """Eleven shots are 33 views, more than one forward pass takes: with the service's
+    head and object colour, each shot's views are what it gets embedded alone, and its
+    upright view is its plain studio embedding."""
+    service = ImageEmbedder.load(
+        threads=2,
+        head=MatcherHead.load(DEFAULT_HEAD),
+        object_colour=ObjectColour(weight=0.5, centre=0.4),
+        crop_framing="pad",
+        studio_framing="box",
+        studio_rotations=(0, 20, -20),
+    )
+    products = [photo.convert("RGB").resize((110, 140)) for photo in photos.values()]
+    blobs = [
+        _encoded(_studio_shot(products[i % len(products)], (60 + 9 * i, 50 + 7 * i)))
+        for i in range(11)
+    ]
+
+    together = service.embed_studio_views(blobs)
+
+    assert together.shape == (11, 3, service.dimension)
+    alone = np.stack([service.embed_studio_views([blob])[0] for blob in blobs])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together[:, 0], service.embed_bytes(blobs, view="studio"), atol=1e-5)
+
+
 def test_a_tilted_crop_is_nearer_a_turned_view_than_the_upright_shot(
     photos: dict[str, Image.Image],
 ) -> None:

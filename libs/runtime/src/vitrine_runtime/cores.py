@@ -1,13 +1,15 @@
 """Who gets the CPU cores in a process that runs an inference engine.
 
-The detector and the catalog run a network (OpenVINO or PyTorch) that already uses every
-core, and around it small numpy steps: a 3x3 colour matrix over a batch's pixels, a
+The catalog runs a network (OpenVINO or PyTorch) that already uses every core, and
+around it small numpy steps: a 3x3 colour matrix over a batch's pixels, a
 matcher head over a few crops. numpy hands those to OpenBLAS, whose worker threads then
 *spin* for a while waiting for more work. On a 2-core machine they spin on the cores
 the network's next forward pass and Pillow's decoders want: measured on an AVX2-only
 EPYC, a crop's network pass took 13.2 ms after a head projection and 6.7 ms without
 OpenBLAS threads, and the whole embedding 17.3 ms against 9.8 (bench/matcher).
-None of these matrix products is large enough to gain from a second thread.
+None of these matrix products is large enough to gain from a second thread. (The
+detector runs no threaded BLAS in its hot path: bench-detector gave the same figures
+with and without the cap, so it does not call this.)
 """
 
 from __future__ import annotations

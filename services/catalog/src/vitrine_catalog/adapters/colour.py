@@ -9,7 +9,8 @@ neighbouring bins (so a small lighting shift moves weight smoothly instead of fl
 bin). The square root of the normalised histogram is a unit vector whose dot product
 with another is the Bhattacharyya coefficient of the two colour distributions.
 
-Pure numpy, computed on the same 224 px batch the network sees, ~0.5 ms an image.
+Pure numpy, computed on the same 224 px input the network sees, one image at a time on
+the embedder's decoder threads: ~1.1 ms an image on a 2-core AVX2 EPYC.
 
 The same bins, counted hard over other pixels, give the matcher's *object colour*
 (:func:`object_colour`): the colours of the object alone, so that a grey bag filmed on a
@@ -72,6 +73,8 @@ def _downsampled(batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     if side % _SIDE or batch.shape[2] != side:
         raise ValueError(f"colour descriptors need square images of a multiple of {_SIDE} px")
     k = side // _SIDE
+    if k * k * 255 > np.iinfo(np.uint16).max:
+        raise ValueError(f"colour descriptors take images of at most {16 * _SIDE} px, not {side}")
     # Block sums in two integer passes (rows, then columns), each as k - 1 additions of
     # strided slices: 2.7x faster than numpy's sum over an axis of length k, same sums.
     wide = batch.astype(np.uint16).reshape(n, _SIDE, k, side * 3)
