@@ -12,7 +12,7 @@ from vitrine_catalog.adapters.vector_index import IndexTuning, open_vector_index
 from vitrine_catalog.api.routes import router
 from vitrine_catalog.application import Catalog
 from vitrine_catalog.settings import CatalogSettings
-from vitrine_runtime.cores import limit_blas_threads
+from vitrine_runtime.cores import cpu_budget, limit_blas_threads
 from vitrine_runtime.logging import get_logger
 from vitrine_runtime.media import open_media_store
 from vitrine_runtime.service import ServiceRuntime
@@ -26,6 +26,10 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
     start on a machine converts the network to OpenVINO)."""
     # The network owns the cores; numpy's small products around it must not spin on them.
     limit_blas_threads()
+    # Under a container's CPU quota the engine would count the node's cores, not the pod's.
+    budget = cpu_budget()
+    threads = budget.inference_threads(settings.embed_threads)
+    log.info("embedder_cores", budget=budget.describe(), threads=threads or "engine's choice")
     head = None if settings.embed_head == "none" else MatcherHead.load(settings.embed_head)
     object_colour = (
         ObjectColour(settings.match_colour_weight, settings.match_colour_centre)
@@ -33,7 +37,7 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
         else None
     )
     return ImageEmbedder.load(
-        threads=settings.embed_threads,
+        threads=threads,
         backend=settings.embed_backend,
         precision=settings.embed_precision,
         cache_dir=settings.embed_cache_dir,

@@ -104,7 +104,10 @@ class CatalogSettings(ServiceSettings):
     max_crops_per_track: int = Field(8, ge=1)
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     embed_threads: int | None = Field(
-        None, ge=1, description="inference threads; unset = the backend's choice"
+        None,
+        ge=1,
+        description="inference threads; unset = the container's CPU quota where it allows"
+        " fewer than the cores in sight (rounded down), else the backend's choice",
     )
     # Measured by bench/matcher on 2 cores: OpenVINO embeds 4-8x more crops per second
     # than PyTorch; bf16 (where the CPU has it natively) another ~1.5x at equal quality.

@@ -135,6 +135,9 @@ class _Runner(Protocol):
 
     precision: str
 
+    @property
+    def threads(self) -> int: ...
+
     def run(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
 
 
@@ -171,6 +174,10 @@ class _TorchRunner:
         self._network = network.to(memory_format=torch.channels_last)
         self._device = device
 
+    @property
+    def threads(self) -> int:
+        return torch.get_num_threads()
+
     def run(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         # Permuting the NHWC batch gives an NCHW view that is already channels_last.
         pixels = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self._device, torch.float32)
@@ -188,6 +195,10 @@ class _OpenVinoRunner:
         self._lock = threading.Lock()
         hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
         self.precision = "bf16" if "bf16" in hint or "bfloat16" in hint else "f32"
+
+    @property
+    def threads(self) -> int:
+        return int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
 
     def run(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         with self._lock:
@@ -472,6 +483,11 @@ class ImageEmbedder:
     def precision(self) -> str:
         """What the network actually computes in: "f32" or "bf16"."""
         return self._runner.precision
+
+    @property
+    def inference_threads(self) -> int:
+        """The threads the network runs on."""
+        return self._runner.threads
 
     @property
     def model_version(self) -> str:
