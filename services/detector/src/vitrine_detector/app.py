@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from fastapi import FastAPI
 
@@ -11,6 +12,7 @@ from vitrine_detector.adapters.yolo import YoloDetector
 from vitrine_detector.api.routes import router
 from vitrine_detector.application import SourceOpener, VideoDetector, open_with_pyav
 from vitrine_detector.settings import DetectorSettings
+from vitrine_runtime.cores import cpu_budget
 from vitrine_runtime.logging import get_logger
 from vitrine_runtime.media import open_media_store
 from vitrine_runtime.service import ServiceRuntime
@@ -32,19 +34,33 @@ def build_runtime(settings: DetectorSettings) -> ServiceRuntime:
 
 
 def load_detector(settings: DetectorSettings) -> YoloDetector:
-    if settings.detector_torch_threads:
+    # Under a container's CPU quota the engines would count the node's cores, not the pod's.
+    budget = cpu_budget()
+    torch_threads = budget.inference_threads(settings.detector_torch_threads)
+    if torch_threads:
         import torch
 
-        torch.set_num_threads(settings.detector_torch_threads)
-    detector = YoloDetector(settings.detector_weights, settings.yolo_options())
+        torch.set_num_threads(torch_threads)
+    options = replace(
+        settings.yolo_options(),
+        openvino_threads=budget.inference_threads(settings.detector_openvino_threads),
+    )
+    detector = YoloDetector(settings.detector_weights, options)
     detector.warm_up()
+    log.info(
+        "detector_cores",
+        budget=budget.describe(),
+        openvino_threads=detector.openvino_threads,
+        torch_threads=torch_threads or "torch's choice",
+    )
     return detector
 
 
 def video_opener(settings: DetectorSettings) -> SourceOpener:
     """Opens a video's bytes with PyAV as the settings say (threads, frames skipped)."""
+    decoder_threads = settings.decoder_threads or cpu_budget().inference_threads(None) or 0
     return open_with_pyav(
-        settings.decoder_threads,
+        decoder_threads,
         settings.decoder_skip_non_reference,
         settings.decoder_skip_loop_filter,
     )

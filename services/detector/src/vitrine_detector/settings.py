@@ -59,10 +59,17 @@ class DetectorSettings(ServiceSettings):
     detector_cache_dir: Path = Field(
         Path("./.vitrine/models"), description="where the OpenVINO export of the weights is kept"
     )
+    # Unset thread counts follow a container's CPU quota where it allows fewer threads
+    # than the cores in sight (vitrine_runtime.cores.cpu_budget): the engines count cores.
     detector_torch_threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads; unset = one per core"
+        None, ge=1, description="torch intra-op threads; unset = the CPU quota, else one per core"
     )
-    decoder_threads: int = Field(0, ge=0, description="FFmpeg decoding threads; 0 = automatic")
+    detector_openvino_threads: int | None = Field(
+        None, ge=1, description="OpenVINO inference threads; unset = the CPU quota, else its own"
+    )
+    decoder_threads: int = Field(
+        0, ge=0, description="FFmpeg decoding threads; 0 = the CPU quota, else automatic"
+    )
     decoder_skip_non_reference: bool = Field(
         True, description="do not decode frames no other frame refers to (most B-frames)"
     )
@@ -150,6 +157,7 @@ class DetectorSettings(ServiceSettings):
             device=self.detector_device,
             runtime=self.detector_runtime if self.detector_device == "cpu" else "torch",
             cache_dir=self.detector_cache_dir,
+            openvino_threads=self.detector_openvino_threads,
         )
 
     def pipeline_params(self) -> PipelineParams:

@@ -21,7 +21,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +57,37 @@ class YoloOptions:
     device: str = "cpu"
     runtime: Runtime = "openvino"  # for .pt weights; exports are run by their own runtime
     cache_dir: Path = Path("./.vitrine/models")  # where the OpenVINO export is kept
+    openvino_threads: int | None = None  # None: OpenVINO's choice (one per core in sight)
+
+
+@contextmanager
+def _openvino_threads(threads: int | None) -> Iterator[None]:
+    """While open, every OpenVINO CPU compile that names no thread count gets ``threads``.
+
+    ultralytics compiles its OpenVINO models itself, with no say in the thread count, and
+    OpenVINO counts the cores in sight, not a container's CPU quota (a pod limited to 2
+    CPUs on a 64-core node would run 32-64 lockstep threads, throttled). ultralytics binds
+    ``core.compile_model`` once per model, so a recompile later keeps the count too.
+    """
+    if threads is None:
+        yield
+        return
+    import openvino as ov
+
+    original = ov.Core.compile_model
+
+    def compile_model(
+        core: Any, model: Any, device_name: str | None = None, config: Any = None, **kwargs: Any
+    ) -> Any:
+        if device_name == "CPU":
+            config = {"INFERENCE_NUM_THREADS": threads, **(config or {})}
+        return original(core, model, device_name, config, **kwargs)
+
+    ov.Core.compile_model = compile_model  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ov.Core.compile_model = original  # type: ignore[method-assign]
 
 
 def weights_id(path: Path) -> str:
@@ -114,6 +146,7 @@ class YoloDetector:
                 self.runtime = "openvino"
                 self.model_id += "+openvino"
         self._lock = threading.Lock()  # one inference at a time on one model
+        self._predictor_built = False
 
     @staticmethod
     def _size(configured: int | None, model: Any, weights: Path) -> int:
@@ -148,18 +181,37 @@ class YoloDetector:
             return []
         o = self.options
         with self._lock:
-            results = self._model.predict(
-                list(images),
-                imgsz=self.imgsz,
-                conf=o.confidence,
-                iou=o.iou,
-                max_det=o.max_detections,
-                agnostic_nms=True,
-                device=o.device,
-                batch=len(images),
-                verbose=False,
-            )
+            # ultralytics compiles its OpenVINO model when the first call builds the
+            # predictor; that compile is where the thread count can be given.
+            threads = None if self._predictor_built else o.openvino_threads
+            with _openvino_threads(threads):
+                results = self._predict(images)
+            self._predictor_built = True
         return [self._detections(r) for r in results]
+
+    def _predict(self, images: Sequence[Image]) -> Any:
+        o = self.options
+        return self._model.predict(
+            list(images),
+            imgsz=self.imgsz,
+            conf=o.confidence,
+            iou=o.iou,
+            max_det=o.max_detections,
+            agnostic_nms=True,
+            device=o.device,
+            batch=len(images),
+            verbose=False,
+        )
+
+    @property
+    def openvino_threads(self) -> int | None:
+        """The inference threads OpenVINO runs this model with (None: not OpenVINO, or
+        no predictor built yet)."""
+        backend = getattr(
+            getattr(getattr(self._model, "predictor", None), "model", None), "backend", None
+        )
+        compiled = getattr(backend, "ov_compiled_model", None)
+        return None if compiled is None else int(compiled.get_property("INFERENCE_NUM_THREADS"))
 
     @staticmethod
     def _detections(result: Any) -> list[Detection]:
