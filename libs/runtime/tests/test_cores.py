@@ -118,6 +118,30 @@ def test_v1_unlimited_has_no_quota(tmp_path: Path) -> None:
     assert cpu_budget(root, tmp_path / "self").quota is None
 
 
+def test_v1_takes_the_tightest_cgroup_up_the_tree_through_the_cpu_link(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    cpu = root / "cpu,cpuacct"
+    _write(cpu / "kubepods" / "cpu.cfs_quota_us", "300000\n")
+    _write(cpu / "kubepods" / "cpu.cfs_period_us", "100000\n")
+    _write(cpu / "kubepods" / "pod1" / "cpu.cfs_quota_us", "-1\n")
+    _write(cpu / "kubepods" / "pod1" / "cpu.cfs_period_us", "100000\n")
+    (root / "cpu").symlink_to(cpu)  # as systemd mounts it: cpu -> cpu,cpuacct
+    _write(tmp_path / "self", "3:cpu,cpuacct:/kubepods/pod1\n")
+    assert cpu_budget(root, tmp_path / "self").quota == 3.0
+
+
+def test_a_cgroup_outside_its_namespace_root_is_not_read(tmp_path: Path) -> None:
+    budget = _v2(tmp_path, {"": "100000 100000\n"}, "/")
+    _write(tmp_path / "self", "0::/../sibling\n")
+    assert budget.quota == 1.0
+    assert cpu_budget(tmp_path / "cgroup", tmp_path / "self").quota is None
+
+
+def test_an_unreadable_quota_means_no_cap(tmp_path: Path) -> None:
+    assert _v2(tmp_path, {"app": "lots 100000\n"}, "/app").quota is None
+    assert _v2(tmp_path, {"app": "100000 0\n"}, "/app").quota is None
+
+
 def test_no_cgroup_information_means_no_quota(tmp_path: Path) -> None:
     assert cpu_budget(tmp_path / "nothing", tmp_path / "missing").quota is None
 

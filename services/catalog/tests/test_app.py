@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
 from threadpoolctl import threadpool_info
 
 from vitrine_catalog import app
+from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.app import load_embedder
 from vitrine_catalog.settings import CatalogSettings
 from vitrine_runtime.cores import CpuBudget
@@ -28,9 +30,18 @@ def test_a_cpu_quota_sizes_the_network_not_the_cores_in_sight(
     """A pod limited to one CPU on a 64-core node: the network runs one thread, where
     OpenVINO alone would start one per core and be throttled in lockstep."""
     monkeypatch.setattr(app, "cpu_budget", lambda: CpuBudget(visible=64, quota=1.0))
+    asked: list[int | None] = []
+    load = ImageEmbedder.load
+
+    def recording_load(*args: Any, **kwargs: Any) -> ImageEmbedder:
+        asked.append(kwargs.get("threads"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(app.ImageEmbedder, "load", recording_load)
 
     embedder = load_embedder(CatalogSettings(embed_head="none", match_colour_weight=0))
 
+    assert asked == [1]
     assert embedder.inference_threads == 1
     assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
 

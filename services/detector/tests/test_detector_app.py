@@ -116,26 +116,36 @@ def test_the_default_weights_are_the_int8_export_at_the_size_it_was_made_for() -
         assert 0.15 <= detection.confidence <= 1
 
 
-def test_a_cpu_quota_reaches_the_openvino_model_ultralytics_compiles() -> None:
+def test_a_cpu_quota_reaches_the_openvino_model_ultralytics_compiles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """ultralytics compiles its OpenVINO model itself; the thread count the service derives
     from a container's CPU quota must reach that compile, and only that one."""
     import openvino as ov
 
-    compile_model = ov.Core.compile_model
+    real_compile = ov.Core.compile_model
+    seen: list[int] = []  # the CPU plugin's thread count on each core ultralytics compiles with
+
+    def spy(core: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(int(core.get_property("CPU", "INFERENCE_NUM_THREADS")))
+        return real_compile(core, *args, **kwargs)
+
+    monkeypatch.setattr(ov.Core, "compile_model", spy)
     frame = np.zeros((360, 640, 3), np.uint8)
     capped = YoloDetector(DEFAULT_WEIGHTS, YoloOptions(openvino_threads=1))
     free = YoloDetector(DEFAULT_WEIGHTS, YoloOptions())
     assert capped.openvino_threads is None  # no predictor yet
 
     capped.detect([frame])
+    capped.detect([frame, frame])  # no second compile for a later call
     free.detect([frame])
 
+    assert seen == [1, 0]  # the quota's count, then nothing set: OpenVINO's own choice
     assert capped.openvino_threads == 1
-    # Left alone, the model runs with OpenVINO's own choice.
     ir = next(DEFAULT_WEIGHTS.glob("*.xml"))
-    own = ov.Core().compile_model(str(ir), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    own = real_compile(ov.Core(), str(ir), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
     assert free.openvino_threads == int(own.get_property("INFERENCE_NUM_THREADS"))
-    assert ov.Core.compile_model is compile_model  # the hook is gone once compiled
+    assert ov.Core.compile_model is spy  # the hook is gone once compiled
 
 
 @pytest.mark.slow

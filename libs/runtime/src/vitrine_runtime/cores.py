@@ -83,10 +83,11 @@ def cpu_budget(cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP)
     except (AttributeError, OSError):  # not Linux
         visible = os.cpu_count() or 1
     try:
-        memberships = self_cgroup.read_text().splitlines()
-    except OSError:
-        return CpuBudget(visible, None)
-    return CpuBudget(visible, _quota(cgroup_root, memberships))
+        quota = _quota(cgroup_root, self_cgroup.read_text().splitlines())
+    except (OSError, ValueError, ZeroDivisionError):
+        # An unreadable or odd cgroup tree must not stop a service: no cap, as before.
+        quota = None
+    return CpuBudget(visible, quota)
 
 
 def _quota(root: Path, memberships: list[str]) -> float | None:
@@ -109,6 +110,9 @@ def _tightest(mount: Path, path: str, read: Callable[[Path], float | None]) -> f
     """The smallest quota from the process's cgroup up to the mount's root. Inside a
     container the mount's root *is* the container's cgroup and the host path in
     /proc/self/cgroup names nothing under it: then the root alone is read."""
+    if ".." in Path(path).parts:
+        # Outside its cgroup namespace's root: the cgroups above are not ours to read.
+        return None
     group = mount / path.lstrip("/")
     if not group.is_dir():
         group = mount

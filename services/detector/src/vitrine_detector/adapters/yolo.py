@@ -60,34 +60,38 @@ class YoloOptions:
     openvino_threads: int | None = None  # None: OpenVINO's choice (one per core in sight)
 
 
+# The hook below swaps a class attribute: one swap at a time in the process.
+_compile_hook = threading.Lock()
+
+
 @contextmanager
 def _openvino_threads(threads: int | None) -> Iterator[None]:
-    """While open, every OpenVINO CPU compile that names no thread count gets ``threads``.
+    """While open, every OpenVINO compile runs its CPU part on ``threads`` threads.
 
     ultralytics compiles its OpenVINO models itself, with no say in the thread count, and
     OpenVINO counts the cores in sight, not a container's CPU quota (a pod limited to 2
-    CPUs on a 64-core node would run 32-64 lockstep threads, throttled). ultralytics binds
-    ``core.compile_model`` once per model, so a recompile later keeps the count too.
+    CPUs on a 64-core node would run 32-64 lockstep threads, throttled). The count is
+    set on the compiling Core's CPU plugin, so it holds on "AUTO" too (ultralytics' choice
+    where a GPU or NPU is present) and under its LATENCY hint; ultralytics binds
+    ``core.compile_model`` once per model, so a recompile later keeps it.
     """
     if threads is None:
         yield
         return
     import openvino as ov
 
-    original = ov.Core.compile_model
+    with _compile_hook:
+        original = ov.Core.compile_model
 
-    def compile_model(
-        core: Any, model: Any, device_name: str | None = None, config: Any = None, **kwargs: Any
-    ) -> Any:
-        if device_name == "CPU":
-            config = {"INFERENCE_NUM_THREADS": threads, **(config or {})}
-        return original(core, model, device_name, config, **kwargs)
+        def compile_model(core: Any, *args: Any, **kwargs: Any) -> Any:
+            core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
+            return original(core, *args, **kwargs)
 
-    ov.Core.compile_model = compile_model  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        ov.Core.compile_model = original  # type: ignore[method-assign]
+        ov.Core.compile_model = compile_model  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ov.Core.compile_model = original  # type: ignore[method-assign]
 
 
 def weights_id(path: Path) -> str:
@@ -146,7 +150,6 @@ class YoloDetector:
                 self.runtime = "openvino"
                 self.model_id += "+openvino"
         self._lock = threading.Lock()  # one inference at a time on one model
-        self._predictor_built = False
 
     @staticmethod
     def _size(configured: int | None, model: Any, weights: Path) -> int:
@@ -183,10 +186,9 @@ class YoloDetector:
         with self._lock:
             # ultralytics compiles its OpenVINO model when the first call builds the
             # predictor; that compile is where the thread count can be given.
-            threads = None if self._predictor_built else o.openvino_threads
-            with _openvino_threads(threads):
+            building = getattr(self._model, "predictor", None) is None
+            with _openvino_threads(o.openvino_threads if building else None):
                 results = self._predict(images)
-            self._predictor_built = True
         return [self._detections(r) for r in results]
 
     def _predict(self, images: Sequence[Image]) -> Any:
@@ -207,11 +209,14 @@ class YoloDetector:
     def openvino_threads(self) -> int | None:
         """The inference threads OpenVINO runs this model with (None: not OpenVINO, or
         no predictor built yet)."""
-        backend = getattr(
-            getattr(getattr(self._model, "predictor", None), "model", None), "backend", None
-        )
+        backend = getattr(getattr(self._model, "predictor", None), "model", None)
         compiled = getattr(backend, "ov_compiled_model", None)
-        return None if compiled is None else int(compiled.get_property("INFERENCE_NUM_THREADS"))
+        if compiled is None:
+            return None
+        try:
+            return int(compiled.get_property("INFERENCE_NUM_THREADS"))
+        except RuntimeError:  # compiled for "AUTO": the count is its CPU plugin's
+            return None
 
     @staticmethod
     def _detections(result: Any) -> list[Detection]:
