@@ -327,7 +327,7 @@ def test_studio_views_are_the_shot_then_each_turn(photos: dict[str, Image.Image]
 def test_many_shots_keep_their_own_views_across_forward_passes(
     photos: dict[str, Image.Image],
 ) -> None:
-    """Eleven shots are 33 views, more than one forward pass takes: with the service's
+    """Eleven shots are 33 views, five forward passes of eight or fewer: with the service's
     head and object colour, each shot's views are what it gets embedded alone, and its
     upright view is its plain studio embedding."""
     service = ImageEmbedder.load(
