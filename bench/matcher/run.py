@@ -108,6 +108,23 @@ def embedding_rate(
     return done / wall, (time.process_time() - cpu_start) / wall
 
 
+def stage_times(embedder: ImageEmbedder, crops: list[bytes], batch: int) -> tuple[float, float]:
+    """Milliseconds a crop for the preparation (decoding, framing, colours) alone, and for
+    the network and head alone on prepared batches: what ``embed_bytes`` costs if the two
+    stages do not slow each other down."""
+    chunks = [crops[i : i + batch] for i in range(0, len(crops) - batch + 1, batch)]
+    embedder.embed_prepared(embedder.prepare_bytes(chunks[0]))  # warm-up
+    started = time.perf_counter()
+    prepared = [embedder.prepare_bytes(chunk) for chunk in chunks]
+    preparing = time.perf_counter() - started
+    started = time.perf_counter()
+    for ready in prepared:
+        embedder.embed_prepared(ready)
+    network = time.perf_counter() - started
+    count = len(chunks) * batch
+    return preparing / count * 1000, network / count * 1000
+
+
 # -------------------------------------------------------------------------- catalog
 
 # Calibrated against real EfficientNet-Lite0 vectors of the shipped photos (printed by
@@ -285,6 +302,18 @@ async def main() -> None:
             say(
                 f"  {settings.embed_backend}-{embedder.precision}, batch {batch:>2}:"
                 f" {rate:7.1f} crops/s  (using {cores:.2f} of {os.cpu_count()} cores)"
+            )
+        preparing, network = stage_times(embedder, crops, 8)
+        together = 1000 / rates["service@8"]
+        say(
+            f"  where a crop's time goes at batch 8: preparation alone {preparing:.2f} ms,"
+            f" network and head alone {network:.2f} ms; together {together:.2f} ms ="
+            f" {together / (preparing + network):.2f} of their sum"
+        )
+        if together > 1.2 * (preparing + network):
+            say(
+                "  ! the stages slow each other down: look for threads spinning between them"
+                " (vitrine_runtime.cores)"
             )
         if not args.skip_baseline:
             baseline = ImageEmbedder.load(

@@ -116,6 +116,9 @@ def test_a_crops_vector_does_not_depend_on_its_batch(photos: dict[str, Image.Ima
     np.testing.assert_allclose(together, alone, atol=1e-5)
     # Different crops, different vectors: the comparison above is not between constants.
     assert float(np.max(together @ together.T - np.eye(len(crops)))) < 0.99
+    # Prepared in one step and finished in another (as bench/matcher times them): the same.
+    np.testing.assert_array_equal(service.embed_prepared(service.prepare_bytes(crops)), together)
+    assert service.embed_prepared(service.prepare_bytes([])).shape == (0, service.dimension)
 
 
 def test_transparent_pixels_are_flattened_onto_white(

@@ -69,6 +69,7 @@ __all__ = [
     "MatcherHead",
     "ObjectColour",
     "Precision",
+    "Prepared",
     "StudioFraming",
     "StudioRotations",
     "View",
@@ -387,9 +388,10 @@ class ObjectColour:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     """One image ready for the network: everything its vector needs but the forward pass,
-    made in a decoder thread so that the cores are busy while the batch is assembled."""
+    made in a decoder thread so that the cores are busy while the batch is assembled
+    (:meth:`ImageEmbedder.prepare_bytes`; :meth:`ImageEmbedder.embed_prepared` finishes)."""
 
     pixels: npt.NDArray[np.uint8]  # the network's input, (size, size, 3)
     colour: npt.NDArray[np.float32] | None  # colour.describe of pixels; only for a head
@@ -536,14 +538,24 @@ class ImageEmbedder:
         self, blobs: Sequence[bytes], *, view: View = "crop"
     ) -> npt.NDArray[np.float32]:
         """Decode encoded images (JPEG, PNG, WebP, ...) and embed them."""
-        if not blobs:
-            return np.empty((0, self.dimension), dtype=np.float32)
+        return self.embed_prepared(self.prepare_bytes(blobs, view=view))
+
+    def prepare_bytes(self, blobs: Sequence[bytes], *, view: View = "crop") -> list[Prepared]:
+        """The CPU work of :meth:`embed_bytes` before the network (decoding, framing,
+        colours), spread over the decoder threads. Separate so that it can be timed apart
+        (bench/matcher), or overlapped with another batch's network pass."""
         size = self._input_size
 
-        def prepare(item: tuple[int, bytes]) -> _Prepared:
+        def prepare(item: tuple[int, bytes]) -> Prepared:
             return self._prepare(decode_image(item[1], item[0], size), view)
 
-        return self._vectors(list(self._decoders.map(prepare, enumerate(blobs))))
+        return list(self._decoders.map(prepare, enumerate(blobs)))
+
+    def embed_prepared(self, prepared: Sequence[Prepared]) -> npt.NDArray[np.float32]:
+        """The vectors of prepared images: the network, the head and the object colour."""
+        if not prepared:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return self._vectors(prepared)
 
     def embed_studio_views(self, blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
         """Decode studio shots and embed each as it is and turned by every other angle of
@@ -555,7 +567,7 @@ class ImageEmbedder:
             return np.empty((0, views, self.dimension), dtype=np.float32)
         size = self._input_size
 
-        def prepare(item: tuple[int, bytes]) -> list[_Prepared]:
+        def prepare(item: tuple[int, bytes]) -> list[Prepared]:
             image = decode_image(item[1], item[0], size)
             framed = self._studio_framed(image)
             small = self._turnable(framed)
@@ -578,22 +590,22 @@ class ImageEmbedder:
         if turn and view != "studio":
             raise ValueError("only studio shots are embedded turned")
 
-        def prepare(image: Image.Image) -> _Prepared:
+        def prepare(image: Image.Image) -> Prepared:
             pixels = self._studio_input(image, turn) if turn else self._input(image, view)
-            return _Prepared(pixels, colour.describe(pixels[np.newaxis])[0], None)
+            return Prepared(pixels, colour.describe(pixels[np.newaxis])[0], None)
 
         return self._features(list(self._decoders.map(prepare, images)))
 
-    def _prepare(self, image: Image.Image, view: View) -> _Prepared:
+    def _prepare(self, image: Image.Image, view: View) -> Prepared:
         return self._prepared(self._input(image, view), self._object_colour(image, view))
 
     def _prepared(
         self, pixels: npt.NDArray[np.uint8], object_colour: npt.NDArray[np.float32] | None
-    ) -> _Prepared:
+    ) -> Prepared:
         # The colour descriptor of one image is the same alone as in a batch; made here,
         # it is spread over the decoder threads instead of queueing behind the network.
         described = colour.describe(pixels[np.newaxis])[0] if self.head is not None else None
-        return _Prepared(pixels, described, object_colour)
+        return Prepared(pixels, described, object_colour)
 
     def _object_colour(self, image: Image.Image, view: View) -> npt.NDArray[np.float32] | None:
         if self.object_colour is None:
@@ -627,7 +639,7 @@ class ImageEmbedder:
         framing: CropFraming = "pad" if self.studio_framing == "box" else "centre"
         return _preprocess(turned(framed, turn), self._input_size, framing)
 
-    def _network(self, prepared: Sequence[_Prepared]) -> npt.NDArray[np.float32]:
+    def _network(self, prepared: Sequence[Prepared]) -> npt.NDArray[np.float32]:
         """Pooled unit features of the prepared images, _NETWORK_BATCH per forward pass."""
         return np.concatenate(
             [
@@ -638,14 +650,14 @@ class ImageEmbedder:
             ]
         )
 
-    def _features(self, prepared: Sequence[_Prepared]) -> npt.NDArray[np.float32]:
+    def _features(self, prepared: Sequence[Prepared]) -> npt.NDArray[np.float32]:
         network = self._network(prepared)
         described = [p.colour for p in prepared if p.colour is not None]
         if len(described) != len(prepared):
             raise RuntimeError("colour descriptors are made only for a matcher head")
         return np.concatenate([network, np.stack(described)], axis=1)
 
-    def _vectors(self, prepared: Sequence[_Prepared]) -> npt.NDArray[np.float32]:
+    def _vectors(self, prepared: Sequence[Prepared]) -> npt.NDArray[np.float32]:
         if self.head is None:
             vectors = self._network(prepared)
         else:
