@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="default: models/<name>")
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.name.endswith("_openvino_model"):
+        # ultralytics tells an OpenVINO model from other formats by this folder suffix.
+        parser.error(f"--out must be a folder named *_openvino_model, not {args.out.name}")
 
     import nncf
     import openvino as ov

@@ -37,7 +37,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent / "models"
-WEIGHTS_NAME = "shopbench-yolov8n"
 
 
 def offline_ultralytics(workdir: Path) -> None:
@@ -234,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = threshold_table(selected, yolo_root, args.imgsz)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / f"{WEIGHTS_NAME}.pt"
+    # Named after the architecture's yaml (shopbench-yolov8n for the shipped one), so that
+    # a run of another one (--model yolo26n.yaml, or a narrower yaml of one's own) cannot
+    # overwrite it.
+    name = f"shopbench-{Path(args.model).stem}"
+    weights = args.out / f"{name}.pt"
     shutil.copyfile(best, weights)
     record: dict[str, Any] = {
         "weights": weights.name,
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": {"cpus": os.cpu_count(), "processor": platform.machine()},
     }
-    (args.out / f"{WEIGHTS_NAME}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return 0
 
