@@ -148,6 +148,37 @@ def test_a_cpu_quota_reaches_the_openvino_model_ultralytics_compiles(
     assert ov.Core.compile_model is spy  # the hook is gone once compiled
 
 
+def test_the_composition_root_sizes_every_engine_to_the_quota(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pod limited to one CPU on a 64-core node: torch, OpenVINO and FFmpeg each get one
+    thread, unless a setting names a count."""
+    import torch
+
+    from vitrine_detector import app
+    from vitrine_detector.settings import DetectorSettings
+    from vitrine_runtime.cores import CpuBudget
+
+    monkeypatch.setattr(app, "cpu_budget", lambda: CpuBudget(visible=64, quota=1.0))
+    opened: list[int] = []
+
+    def recording_opener(threads: int, *args: Any) -> Any:
+        opened.append(threads)
+        return None
+
+    monkeypatch.setattr(app, "open_with_pyav", recording_opener)
+    torch_threads = torch.get_num_threads()
+    try:
+        detector = app.load_detector(DetectorSettings())
+        assert (detector.openvino_threads, torch.get_num_threads()) == (1, 1)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+    app.video_opener(DetectorSettings())
+    app.video_opener(DetectorSettings(decoder_threads=3))
+    assert opened == [1, 3]
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 async def test_the_service_runs_under_the_embedded_platform(
