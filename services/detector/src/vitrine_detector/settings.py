@@ -148,6 +148,8 @@ class DetectorSettings(ServiceSettings):
         )
 
     def yolo_options(self) -> YoloOptions:
+        """The model's options; its OpenVINO thread count is the composition root's call
+        (DETECTOR_OPENVINO_THREADS, else the CPU budget: app.load_detector)."""
         return YoloOptions(
             imgsz=self.detector_imgsz,
             confidence=self.detector_confidence,
@@ -157,7 +159,6 @@ class DetectorSettings(ServiceSettings):
             device=self.detector_device,
             runtime=self.detector_runtime if self.detector_device == "cpu" else "torch",
             cache_dir=self.detector_cache_dir,
-            openvino_threads=self.detector_openvino_threads,
         )
 
     def pipeline_params(self) -> PipelineParams:
