@@ -22,7 +22,7 @@ flags\t\t: avx avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_int8 a
 
 
 def test_an_avx2_only_cpu_says_what_it_lacks() -> None:
-    kind = cpu_kind(AVX2_EPYC)
+    kind = cpu_kind(AVX2_EPYC, environ={})
     assert kind.model == "AMD EPYC 7B13"
     # The first processor stands for all (the second's stray avx512f is not counted).
     assert kind.features == ("AVX2",)
@@ -30,13 +30,13 @@ def test_an_avx2_only_cpu_says_what_it_lacks() -> None:
 
 
 def test_a_cpu_with_native_bf16_and_int8_lists_them_in_order() -> None:
-    kind = cpu_kind(SAPPHIRE_RAPIDS)
+    kind = cpu_kind(SAPPHIRE_RAPIDS, environ={})
     assert kind.features == ("AVX2", "AVX-512", "bf16", "VNNI", "AMX")
     assert kind.describe().endswith(": AVX2, AVX-512, bf16, VNNI, AMX (no AVX-VNNI)")
 
 
 def test_without_flags_the_kind_is_unknown_not_empty() -> None:
-    kind = cpu_kind("processor\t: 0\nmodel name\t: Something\n")
+    kind = cpu_kind("processor\t: 0\nmodel name\t: Something\n", environ={})
     assert not kind.known
     assert kind.describe().endswith("instruction sets unknown")
 
@@ -48,9 +48,25 @@ def test_this_machine_is_read() -> None:
 
 
 def test_a_cpu_with_none_of_them_says_so() -> None:
-    kind = cpu_kind("processor\t: 0\nmodel name\t: Old\nflags\t\t: fpu sse2 avx\n")
+    kind = cpu_kind("processor\t: 0\nmodel name\t: Old\nflags\t\t: fpu sse2 avx\n", environ={})
     assert kind.features == ()
     assert (
         kind.describe()
         == f"Old, {kind.cores} cores: none of AVX2, AVX-512, bf16, VNNI, AVX-VNNI, AMX"
     )
+
+
+def test_a_cap_on_the_networks_kernels_is_named_beside_the_cpu() -> None:
+    # Figures measured with AVX-512 switched off must not pass for this CPU's own.
+    kind = cpu_kind(SAPPHIRE_RAPIDS, environ={"ONEDNN_MAX_CPU_ISA": "avx2"})
+    assert kind.describe().endswith(
+        "(no AVX-VNNI); networks' kernels capped at AVX2 (ONEDNN_MAX_CPU_ISA)"
+    )
+    assert cpu_kind(SAPPHIRE_RAPIDS, environ={"DNNL_MAX_CPU_ISA": "AVX2"}).isa_cap == "AVX2"
+
+
+def test_no_cap_or_all_is_no_cap() -> None:
+    for environ in ({}, {"ONEDNN_MAX_CPU_ISA": "ALL"}, {"ONEDNN_MAX_CPU_ISA": " "}):
+        kind = cpu_kind(SAPPHIRE_RAPIDS, environ=environ)
+        assert kind.isa_cap is None
+        assert "capped" not in kind.describe()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +19,7 @@ from vitrine_catalog.adapters.embedder import (
     MatcherHead,
     ObjectColour,
     box_studio_shot,
+    openvino_precision,
     pad_to_square,
     turned,
 )
@@ -188,6 +192,41 @@ def test_backends_compute_the_same_function(
 def test_torch_backend_refuses_bf16() -> None:
     with pytest.raises(ValueError, match="float32"):
         ImageEmbedder.load(backend="torch", precision="bf16")
+
+
+def test_bf16_only_where_native_and_not_ruled_out_by_an_isa_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    native = ["BF16", "FP32", "INT8"]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert openvino_precision("auto", native) == "bf16"
+    assert openvino_precision("auto", ["FP32", "INT8"]) == "f32"
+    assert openvino_precision("f32", native) == "f32"
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert openvino_precision("auto", native) == "f32"
+    with pytest.raises(ValueError, match="ONEDNN_MAX_CPU_ISA=AVX2"):
+        openvino_precision("bf16", native)
+
+
+def test_the_embedder_runs_under_an_avx2_cap() -> None:
+    """oneDNN reads the cap once per process, so this runs in a process of its own: on a
+    CPU with native bf16, OpenVINO's bf16 under ONEDNN_MAX_CPU_ISA=AVX2 crashed it."""
+    script = (
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from vitrine_catalog.adapters.embedder import ImageEmbedder\n"
+        "e = ImageEmbedder.load(threads=1)\n"
+        "v = e.embed([Image.new('RGB', (64, 48), (200, 30, 30))])\n"
+        "print(e.precision, v.shape, round(float(np.linalg.norm(v)), 3))\n"
+    )
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-4:] == ["f32", "(1,", "1280)", "1.0"]
 
 
 def test_object_colour_weighs_in_the_dot_product_as_configured() -> None:

@@ -5,14 +5,22 @@ has: OpenVINO computes the embedder in bfloat16 only where bf16 is native (AVX51
 AMX) and runs the detector's INT8 kernels several times faster with VNNI. The same
 bench on two 2-core machines of this workplace gave 0.58 and 0.39 of pure decoding; a
 figure without its CPU kind cannot be compared with another.
+
+``ONEDNN_MAX_CPU_ISA=AVX2`` runs the networks with the kernels an AVX2-only CPU would use
+(:mod:`vitrine_runtime.isa`; decoding, numpy and the clock are unchanged): a figure
+measured so says it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from vitrine_runtime.isa import isa_cap
 
 # cpuinfo flag -> how the figures' notes name it, in the order they are printed.
 NOTABLE_FLAGS = (
@@ -32,9 +40,17 @@ class CpuKind:
     cores: int
     features: tuple[str, ...]  # the NOTABLE_FLAGS names it has, in their order
     known: bool = True  # False where the flags could not be read (not Linux)
+    isa_cap: str | None = None  # ONEDNN_MAX_CPU_ISA's value, where one is set
 
     def describe(self) -> str:
         """E.g. ``AMD EPYC, 2 cores: AVX2 (no AVX-512, bf16, VNNI, AVX-VNNI, AMX)``."""
+        return self._instruction_sets() + (
+            f"; networks' kernels capped at {self.isa_cap} (ONEDNN_MAX_CPU_ISA)"
+            if self.isa_cap
+            else ""
+        )
+
+    def _instruction_sets(self) -> str:
         head = f"{self.model}, {self.cores} cores"
         if not self.known:
             return f"{head}: instruction sets unknown"
@@ -45,8 +61,14 @@ class CpuKind:
         return f"{head}: {', '.join(self.features)}{lacks}"
 
 
-def cpu_kind(cpuinfo: str | None = None) -> CpuKind:
-    """This machine's CPU kind; ``cpuinfo`` is the text of /proc/cpuinfo (read if None)."""
+def cpu_kind(cpuinfo: str | None = None, environ: Mapping[str, str] | None = None) -> CpuKind:
+    """This machine's CPU kind; ``cpuinfo`` is the text of /proc/cpuinfo (read if None),
+    ``environ`` the environment oneDNN will read (``os.environ`` if None)."""
+    kind = _cpu_kind(cpuinfo)
+    return dataclasses.replace(kind, isa_cap=isa_cap(environ))
+
+
+def _cpu_kind(cpuinfo: str | None) -> CpuKind:
     cores = os.cpu_count() or 1
     if cpuinfo is None:
         try:

@@ -60,6 +60,7 @@ from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untype
 from PIL import Image, ImageOps
 
 from vitrine_catalog.adapters import colour
+from vitrine_runtime.isa import bf16_allowed, isa_cap
 
 __all__ = [
     "Backend",
@@ -75,6 +76,7 @@ __all__ = [
     "View",
     "box_studio_shot",
     "checked_rotations",
+    "openvino_precision",
     "pad_to_square",
     "rotations_of",
     "turned",
@@ -220,13 +222,24 @@ def _openvino_runner(
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    if precision == "auto":
-        # bf16 only where the CPU computes it natively (AMX, AVX512-BF16): emulated it is
-        # slower than f32.
-        native = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        precision = "bf16" if "BF16" in native else "f32"
-    config["INFERENCE_PRECISION_HINT"] = precision
+    capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    config["INFERENCE_PRECISION_HINT"] = openvino_precision(precision, capabilities)
     return _OpenVinoRunner(core.compile_model(model, "CPU", config))
+
+
+def openvino_precision(precision: Precision, capabilities: Sequence[str]) -> str:
+    """The arithmetic to ask OpenVINO for: bf16 for ``auto`` only where the CPU computes it
+    natively (AMX, AVX512-BF16; emulated it is slower than f32) and no ISA cap on oneDNN
+    rules its kernels out (OpenVINO's ``capabilities`` come from CPUID, blind to the cap,
+    and bf16 under it crashes: :mod:`vitrine_runtime.isa`)."""
+    if precision == "auto":
+        return "bf16" if "BF16" in capabilities and bf16_allowed() else "f32"
+    if precision == "bf16" and not bf16_allowed():
+        raise ValueError(
+            f"bf16 inference asked for, but ONEDNN_MAX_CPU_ISA={isa_cap()} leaves OpenVINO"
+            " no bf16 kernels: use f32 or auto"
+        )
+    return precision
 
 
 def _cached_ir(core: Any, network: _Embedding, input_size: int, cache: Path) -> Any:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +32,7 @@ import numpy as np
 from vitrine_detector.domain.boxes import Box
 from vitrine_detector.domain.crops import Image
 from vitrine_detector.domain.tracking import Detection
+from vitrine_runtime.isa import bf16_allowed
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,25 @@ _compile_hook = threading.Lock()
 
 
 @contextmanager
-def _openvino_threads(threads: int | None) -> Iterator[None]:
-    """While open, every OpenVINO compile runs its CPU part on ``threads`` threads.
+def _openvino_cpu_config(threads: int | None) -> Iterator[None]:
+    """While open, every OpenVINO compile runs its CPU part on ``threads`` threads, and in
+    float32 where an ISA cap on oneDNN rules bf16 out.
 
-    ultralytics compiles its OpenVINO models itself, with no say in the thread count, and
-    OpenVINO counts the cores in sight, not a container's CPU quota (a pod limited to 2
-    CPUs on a 64-core node would run 32-64 lockstep threads, throttled). The count is
-    set on the compiling Core's CPU plugin, so it holds on "AUTO" too (ultralytics' choice
-    where a GPU or NPU is present) and under its LATENCY hint; ultralytics binds
-    ``core.compile_model`` once per model, so a recompile later keeps it.
+    ultralytics compiles its OpenVINO models itself, with no say in either. OpenVINO
+    counts the cores in sight, not a container's CPU quota (a pod limited to 2 CPUs on a
+    64-core node would run 32-64 lockstep threads, throttled), and it picks bf16 from
+    CPUID, blind to ``ONEDNN_MAX_CPU_ISA`` (the compile then fails: no kernel for the
+    head's softmax; :mod:`vitrine_runtime.isa`). The properties are set on the compiling
+    Core's CPU plugin, so they hold on "AUTO" too (ultralytics' choice where a GPU or NPU
+    is present) and under its LATENCY hint; ultralytics binds ``core.compile_model`` once
+    per model, so a recompile later keeps them.
     """
-    if threads is None:
+    config: dict[str, Any] = {}
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    if not bf16_allowed():
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    if not config:
         yield
         return
     import openvino as ov
@@ -84,7 +93,7 @@ def _openvino_threads(threads: int | None) -> Iterator[None]:
         original = ov.Core.compile_model
 
         def compile_model(core: Any, *args: Any, **kwargs: Any) -> Any:
-            core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
+            core.set_property("CPU", config)
             return original(core, *args, **kwargs)
 
         ov.Core.compile_model = compile_model  # type: ignore[method-assign]
@@ -185,9 +194,9 @@ class YoloDetector:
         o = self.options
         with self._lock:
             # ultralytics compiles its OpenVINO model when the first call builds the
-            # predictor; that compile is where the thread count can be given.
+            # predictor; that compile is where threads and precision can be given.
             building = getattr(self._model, "predictor", None) is None
-            with _openvino_threads(o.openvino_threads if building else None):
+            with _openvino_cpu_config(o.openvino_threads) if building else nullcontext():
                 results = self._predict(images)
         return [self._detections(r) for r in results]
 
