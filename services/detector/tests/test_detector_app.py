@@ -119,6 +119,44 @@ def test_the_default_weights_are_the_int8_export_at_the_size_it_was_made_for() -
         assert 0.15 <= detection.confidence <= 1
 
 
+@pytest.mark.slow
+def test_a_short_batch_costs_no_compile_and_finds_what_the_frames_alone_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A video's last batch is short. Where ultralytics runs the INT8 model at static
+    shapes (AMX CPUs) each new shape was a compile of 0.4-0.9 s; padded with blank frames,
+    none after warm-up, and the blanks change nothing in the real frames' detections."""
+    import openvino as ov
+
+    real_compile = ov.Core.compile_model
+    compiles: list[object] = []
+
+    def spy(core: Any, *args: Any, **kwargs: Any) -> Any:
+        compiles.append(args[0])
+        return real_compile(core, *args, **kwargs)
+
+    # Before the model loads: ultralytics binds compile_model then, for its recompiles.
+    monkeypatch.setattr(ov.Core, "compile_model", spy)
+    detector = YoloDetector(DEFAULT_WEIGHTS, YoloOptions(confidence=0.15))
+    detector.warm_up()
+    compiles.clear()
+    photo = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
+    frames = [photo, cv2.flip(photo, 1), cv2.resize(photo, None, fx=0.5, fy=0.5)]
+    frames = [cv2.resize(f, (640, 360)) for f in frames]
+
+    together = detector.detect(frames)
+    alone = [detector.detect([frame])[0] for frame in frames]
+
+    assert compiles == []
+    assert len(together) == 3
+    assert sum(map(len, together)) > 0
+    for batched, single in zip(together, alone, strict=True):
+        assert [d.label for d in batched] == [d.label for d in single]
+        for b, a in zip(batched, single, strict=True):
+            assert iou(b.box, a.box) > 0.98
+            assert b.confidence == pytest.approx(a.confidence, abs=0.02)
+
+
 def test_a_cpu_quota_reaches_the_openvino_model_ultralytics_compiles(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

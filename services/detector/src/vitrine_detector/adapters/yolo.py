@@ -185,8 +185,9 @@ class YoloDetector:
         return [str(name) for name in dict(self._model.names).values()]
 
     def warm_up(self) -> None:
-        """Build the predictor and run once, so the first video does not pay for it."""
-        self.detect([np.zeros((360, 640, 3), np.uint8)])
+        """Build the predictor and run a full batch, so the first video does not pay for
+        it (nor for a compile at the batch's shape, where shapes are static)."""
+        self.detect([np.zeros((360, 640, 3), np.uint8)] * self.batch_size)
 
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
         if not images:
@@ -197,8 +198,34 @@ class YoloDetector:
             # predictor; that compile is where threads and precision can be given.
             building = getattr(self._model, "predictor", None) is None
             with _openvino_cpu_config(o.openvino_threads) if building else nullcontext():
-                results = self._predict(images)
-        return [self._detections(r) for r in results]
+                results = self._predict(self._padded(images))
+        return [self._detections(r) for r in results[: len(images)]]
+
+    def _padded(self, images: Sequence[Image]) -> list[Image]:
+        """The batch, with blank frames after it up to the compiled model's batch where
+        that model has a static shape.
+
+        On AMX CPUs ultralytics runs an INT8 OpenVINO model at static shapes (dynamic ones
+        crash there, OpenVINO issue 37577) and compiles it again for every new input
+        shape: a video's last, shorter batch cost two compiles of 0.4-0.9 s each, as long
+        as the rest of a 10 s clip. A few blank frames cost milliseconds.
+        """
+        batch = self._static_batch()
+        if batch is None or len(images) >= batch:
+            return list(images)
+        blank = np.zeros_like(images[0])
+        return [*images, *([blank] * (batch - len(images)))]
+
+    def _static_batch(self) -> int | None:
+        compiled = self._compiled_openvino_model()
+        if compiled is None:
+            return None
+        shape = compiled.input().get_partial_shape()
+        return int(shape[0].get_length()) if shape.is_static else None
+
+    def _compiled_openvino_model(self) -> Any:
+        backend = getattr(getattr(self._model, "predictor", None), "model", None)
+        return getattr(backend, "ov_compiled_model", None)
 
     def _predict(self, images: Sequence[Image]) -> Any:
         o = self.options
@@ -218,8 +245,7 @@ class YoloDetector:
     def openvino_threads(self) -> int | None:
         """The inference threads OpenVINO runs this model with (None: not OpenVINO, or
         no predictor built yet)."""
-        backend = getattr(getattr(self._model, "predictor", None), "model", None)
-        compiled = getattr(backend, "ov_compiled_model", None)
+        compiled = self._compiled_openvino_model()
         if compiled is None:
             return None
         try:
