@@ -194,20 +194,17 @@ def test_torch_backend_refuses_bf16() -> None:
         ImageEmbedder.load(backend="torch", precision="bf16")
 
 
-def test_bf16_only_where_native_and_not_ruled_out_by_an_isa_cap(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_bf16_only_where_native_and_not_ruled_out_by_an_isa_cap() -> None:
     native = ["BF16", "FP32", "INT8"]
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    assert openvino_precision("auto", native) == "bf16"
-    assert openvino_precision("auto", ["FP32", "INT8"]) == "f32"
-    assert openvino_precision("f32", native) == "f32"
+    assert openvino_precision("auto", native, {}) == "bf16"
+    assert openvino_precision("auto", ["FP32", "INT8"], {}) == "f32"
+    assert openvino_precision("f32", native, {}) == "f32"
 
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert openvino_precision("auto", native) == "f32"
-    with pytest.raises(ValueError, match="ONEDNN_MAX_CPU_ISA=AVX2"):
-        openvino_precision("bf16", native)
+    capped = {"DNNL_MAX_CPU_ISA": "avx2"}
+    assert openvino_precision("auto", native, capped) == "f32"
+    with pytest.raises(ValueError, match="capped at AVX2"):
+        openvino_precision("bf16", native, capped)
+    assert openvino_precision("bf16", native, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) == "bf16"
 
 
 def test_the_embedder_runs_under_an_avx2_cap() -> None:

@@ -18,8 +18,16 @@ import pytest
 import ultralytics
 from detector_videos import one_square_video, uploaded
 
-from vitrine_detector.adapters.yolo import Runtime, YoloDetector, YoloOptions, weights_id
+from vitrine_detector.adapters.yolo import (
+    Runtime,
+    YoloDetector,
+    YoloOptions,
+    fixed_batches,
+    openvino_cpu_config,
+    weights_id,
+)
 from vitrine_detector.domain.boxes import iou
+from vitrine_detector.domain.tracking import Detection
 from vitrine_detector.settings import DEFAULT_WEIGHTS
 from vitrine_runtime.media import LocalMediaStore
 from vitrine_schemas.envelope import Envelope
@@ -119,8 +127,36 @@ def test_the_default_weights_are_the_int8_export_at_the_size_it_was_made_for() -
         assert 0.15 <= detection.confidence <= 1
 
 
+def test_fixed_batches_fill_the_last_with_blank_frames() -> None:
+    frames = [np.full((4, 6, 3), n, np.uint8) for n in range(1, 10)]
+
+    batches = fixed_batches(frames, 4)
+
+    assert [(len(batch), real) for batch, real in batches] == [(4, 4), (4, 4), (4, 1)]
+    assert [int(f[0, 0, 0]) for batch, _ in batches for f in batch] == [
+        *range(1, 10),
+        0,
+        0,
+        0,
+    ]
+    assert all(f.shape == (4, 6, 3) for batch, _ in batches for f in batch)
+    assert fixed_batches(frames[:4], 4) == [(frames[:4], 4)]
+    assert fixed_batches([], 4) == []
+
+
+def test_the_compile_asks_for_the_quota_threads_and_f32_under_an_isa_cap() -> None:
+    assert openvino_cpu_config(None, {}) == {}
+    assert openvino_cpu_config(2, {}) == {"INFERENCE_NUM_THREADS": 2}
+    assert openvino_cpu_config(None, {"ONEDNN_MAX_CPU_ISA": "AVX2"}) == {
+        "INFERENCE_PRECISION_HINT": "f32"
+    }
+    assert openvino_cpu_config(1, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) == {
+        "INFERENCE_NUM_THREADS": 1
+    }
+
+
 @pytest.mark.slow
-def test_a_short_batch_costs_no_compile_and_finds_what_the_frames_alone_do(
+def test_a_short_batch_costs_no_compile_and_finds_what_an_unpadded_one_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A video's last batch is short. Where ultralytics runs the INT8 model at static
@@ -144,17 +180,24 @@ def test_a_short_batch_costs_no_compile_and_finds_what_the_frames_alone_do(
     frames = [photo, cv2.flip(photo, 1), cv2.resize(photo, None, fx=0.5, fy=0.5)]
     frames = [cv2.resize(f, (640, 360)) for f in frames]
 
-    together = detector.detect(frames)
-    alone = [detector.detect([frame])[0] for frame in frames]
+    padded = detector.detect(frames)
+    longer = detector.detect(frames * 3)  # 9 frames: two full batches and one padded
 
     assert compiles == []
-    assert len(together) == 3
-    assert sum(map(len, together)) > 0
-    for batched, single in zip(together, alone, strict=True):
-        assert [d.label for d in batched] == [d.label for d in single]
-        for b, a in zip(batched, single, strict=True):
-            assert iou(b.box, a.box) > 0.98
-            assert b.confidence == pytest.approx(a.confidence, abs=0.02)
+    # A first call is never padded: it compiles the model at its own shape.
+    unpadded = YoloDetector(DEFAULT_WEIGHTS, YoloOptions(confidence=0.15)).detect(frames)
+    assert sum(map(len, unpadded)) > 0
+    _assert_same_detections(padded, unpadded)
+    _assert_same_detections(longer, unpadded * 3)
+
+
+def _assert_same_detections(seen: list[list[Detection]], expected: list[list[Detection]]) -> None:
+    assert len(seen) == len(expected)
+    for got, wanted in zip(seen, expected, strict=True):
+        assert [d.label for d in got] == [d.label for d in wanted]
+        for g, w in zip(got, wanted, strict=True):
+            assert iou(g.box, w.box) > 0.98
+            assert g.confidence == pytest.approx(w.confidence, abs=0.02)
 
 
 def test_a_cpu_quota_reaches_the_openvino_model_ultralytics_compiles(

@@ -13,11 +13,10 @@ measured so says it.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vitrine_runtime.isa import isa_cap
@@ -65,7 +64,7 @@ def cpu_kind(cpuinfo: str | None = None, environ: Mapping[str, str] | None = Non
     """This machine's CPU kind; ``cpuinfo`` is the text of /proc/cpuinfo (read if None),
     ``environ`` the environment oneDNN will read (``os.environ`` if None)."""
     kind = _cpu_kind(cpuinfo)
-    return dataclasses.replace(kind, isa_cap=isa_cap(environ))
+    return replace(kind, isa_cap=isa_cap(environ))
 
 
 def _cpu_kind(cpuinfo: str | None) -> CpuKind:

@@ -43,7 +43,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,17 +227,21 @@ def _openvino_runner(
     return _OpenVinoRunner(core.compile_model(model, "CPU", config))
 
 
-def openvino_precision(precision: Precision, capabilities: Sequence[str]) -> str:
+def openvino_precision(
+    precision: Precision, capabilities: Sequence[str], environ: Mapping[str, str] | None = None
+) -> str:
     """The arithmetic to ask OpenVINO for: bf16 for ``auto`` only where the CPU computes it
     natively (AMX, AVX512-BF16; emulated it is slower than f32) and no ISA cap on oneDNN
-    rules its kernels out (OpenVINO's ``capabilities`` come from CPUID, blind to the cap,
-    and bf16 under it crashes: :mod:`vitrine_runtime.isa`)."""
+    in ``environ`` (the process's, by default) rules its kernels out. OpenVINO's
+    ``capabilities`` come from CPUID, blind to the cap, and bf16 under it crashes:
+    :mod:`vitrine_runtime.isa`."""
     if precision == "auto":
-        return "bf16" if "BF16" in capabilities and bf16_allowed() else "f32"
-    if precision == "bf16" and not bf16_allowed():
+        return "bf16" if "BF16" in capabilities and bf16_allowed(environ) else "f32"
+    if precision == "bf16" and not bf16_allowed(environ):
         raise ValueError(
-            f"bf16 inference asked for, but ONEDNN_MAX_CPU_ISA={isa_cap()} leaves OpenVINO"
-            " no bf16 kernels: use f32 or auto"
+            f"bf16 inference asked for, but oneDNN is capped at {isa_cap(environ)}"
+            " (ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA), which has no bf16 kernels:"
+            " use f32 or auto"
         )
     return precision
 

@@ -21,8 +21,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,25 +65,33 @@ class YoloOptions:
 _compile_hook = threading.Lock()
 
 
-@contextmanager
-def _openvino_cpu_config(threads: int | None) -> Iterator[None]:
-    """While open, every OpenVINO compile runs its CPU part on ``threads`` threads, and in
-    float32 where an ISA cap on oneDNN rules bf16 out.
-
-    ultralytics compiles its OpenVINO models itself, with no say in either. OpenVINO
-    counts the cores in sight, not a container's CPU quota (a pod limited to 2 CPUs on a
-    64-core node would run 32-64 lockstep threads, throttled), and it picks bf16 from
-    CPUID, blind to ``ONEDNN_MAX_CPU_ISA`` (the compile then fails: no kernel for the
-    head's softmax; :mod:`vitrine_runtime.isa`). The properties are set on the compiling
-    Core's CPU plugin, so they hold on "AUTO" too (ultralytics' choice where a GPU or NPU
-    is present) and under its LATENCY hint; ultralytics binds ``core.compile_model`` once
-    per model, so a recompile later keeps them.
-    """
+def openvino_cpu_config(
+    threads: int | None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The CPU plugin properties the detector's OpenVINO compile needs: ``threads``
+    inference threads (None: OpenVINO's own count), and float32 where an ISA cap on oneDNN
+    in ``environ`` (the process's, by default) rules bf16 out."""
     config: dict[str, Any] = {}
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    if not bf16_allowed():
+    if not bf16_allowed(environ):
         config["INFERENCE_PRECISION_HINT"] = "f32"
+    return config
+
+
+@contextmanager
+def _compiling_with(config: dict[str, Any]) -> Iterator[None]:
+    """While open, every OpenVINO compile sets ``config`` on its Core's CPU plugin first.
+
+    ultralytics compiles its OpenVINO models itself, with no say in threads or precision.
+    OpenVINO counts the cores in sight, not a container's CPU quota (a pod limited to 2
+    CPUs on a 64-core node would run 32-64 lockstep threads, throttled), and it picks
+    bf16 from CPUID, blind to ``ONEDNN_MAX_CPU_ISA`` (the compile then fails: no kernel for
+    the head's softmax; :mod:`vitrine_runtime.isa`). Set on the plugin, the properties
+    hold on "AUTO" too (ultralytics' choice where a GPU or NPU is present) and under its
+    LATENCY hint; ultralytics binds ``core.compile_model`` once per model, so its
+    recompiles later keep them.
+    """
     if not config:
         yield
         return
@@ -101,6 +109,23 @@ def _openvino_cpu_config(threads: int | None) -> Iterator[None]:
             yield
         finally:
             ov.Core.compile_model = original  # type: ignore[method-assign]
+
+
+def fixed_batches(images: Sequence[Image], size: int) -> list[tuple[list[Image], int]]:
+    """``images`` in batches of exactly ``size``, the last filled up with blank frames, each
+    with how many of its frames are real.
+
+    For a model compiled at a static shape: on AMX CPUs ultralytics runs an INT8 OpenVINO
+    model so (dynamic shapes crash there, OpenVINO issue 37577) and compiles it again for
+    every new input shape. A video's last, shorter batch cost two compiles of 0.4-0.9 s
+    each, as long as the rest of a 10 s clip; a few blank frames cost milliseconds.
+    """
+    batches = []
+    for start in range(0, len(images), size):
+        real = list(images[start : start + size])
+        blank = np.zeros_like(real[-1])
+        batches.append(([*real, *([blank] * (size - len(real)))], len(real)))
+    return batches
 
 
 def weights_id(path: Path) -> str:
@@ -194,34 +219,24 @@ class YoloDetector:
             return []
         o = self.options
         with self._lock:
-            # ultralytics compiles its OpenVINO model when the first call builds the
-            # predictor; that compile is where threads and precision can be given.
-            building = getattr(self._model, "predictor", None) is None
-            with _openvino_cpu_config(o.openvino_threads) if building else nullcontext():
-                results = self._predict(self._padded(images))
-        return [self._detections(r) for r in results[: len(images)]]
+            if getattr(self._model, "predictor", None) is None:
+                # ultralytics compiles its OpenVINO model when the first call builds the
+                # predictor: that compile is where threads and precision can be given.
+                in_torch = self.runtime == "torch"
+                config = {} if in_torch else openvino_cpu_config(o.openvino_threads)
+                with _compiling_with(config):
+                    results = self._predict(images)
+            elif self._static_shapes():
+                results = []
+                for batch, real in fixed_batches(images, self.batch_size):
+                    results += self._predict(batch)[:real]
+            else:
+                results = self._predict(images)
+        return [self._detections(r) for r in results]
 
-    def _padded(self, images: Sequence[Image]) -> list[Image]:
-        """The batch, with blank frames after it up to the compiled model's batch where
-        that model has a static shape.
-
-        On AMX CPUs ultralytics runs an INT8 OpenVINO model at static shapes (dynamic ones
-        crash there, OpenVINO issue 37577) and compiles it again for every new input
-        shape: a video's last, shorter batch cost two compiles of 0.4-0.9 s each, as long
-        as the rest of a 10 s clip. A few blank frames cost milliseconds.
-        """
-        batch = self._static_batch()
-        if batch is None or len(images) >= batch:
-            return list(images)
-        blank = np.zeros_like(images[0])
-        return [*images, *([blank] * (batch - len(images)))]
-
-    def _static_batch(self) -> int | None:
+    def _static_shapes(self) -> bool:
         compiled = self._compiled_openvino_model()
-        if compiled is None:
-            return None
-        shape = compiled.input().get_partial_shape()
-        return int(shape[0].get_length()) if shape.is_static else None
+        return compiled is not None and bool(compiled.input().get_partial_shape().is_static)
 
     def _compiled_openvino_model(self) -> Any:
         backend = getattr(getattr(self._model, "predictor", None), "model", None)
