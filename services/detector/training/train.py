@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="a ShopBench dataset folder (repeatable; validation comes from the first)",
     )
-    parser.add_argument("--model", default="yolov8n.yaml")
+    parser.add_argument("--model", help="architecture yaml (default yolov8n.yaml); not with --init")
     parser.add_argument(
         "--init", type=Path, help="start from these weights (made by this script) instead"
     )
@@ -147,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=MODELS)
     args = parser.parse_args(argv)
+    if args.init and args.model:
+        parser.error("--init continues weights with their own architecture: no --model")
+    # The architecture's name: the yaml's, or the one the --init weights were named after.
+    architecture = (
+        args.init.stem.removeprefix("shopbench-")
+        if args.init
+        else Path(args.model or "yolov8n.yaml").stem
+    )
 
     roots = [d.resolve() for d in args.data]
     manifests = [json.loads((root / "manifest.json").read_text()) for root in roots]
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from ultralytics.models import YOLO
 
     torch.set_num_threads(args.threads)
-    model = YOLO(str(args.init) if args.init else args.model)
+    model = YOLO(str(args.init) if args.init else args.model or "yolov8n.yaml")
     started = time.perf_counter()
     budget = {"time": args.hours} if args.hours else {}
     model.train(
@@ -233,15 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = threshold_table(selected, yolo_root, args.imgsz)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    # Named after the architecture's yaml (shopbench-yolov8n for the shipped one), so that
-    # a run of another one (--model yolo26n.yaml, or a narrower yaml of one's own) cannot
-    # overwrite it.
-    name = f"shopbench-{Path(args.model).stem}"
+    # Named after the architecture (shopbench-yolov8n for the shipped one), so that a run
+    # of another one (--model yolo26n.yaml, a narrower yaml of one's own, or --init
+    # weights of such a run) cannot overwrite it.
+    name = f"shopbench-{architecture}"
     weights = args.out / f"{name}.pt"
     shutil.copyfile(best, weights)
     record: dict[str, Any] = {
         "weights": weights.name,
-        "model": args.model,
+        "model": args.model or (None if args.init else "yolov8n.yaml"),
+        "architecture": architecture,
         "init": args.init.name if args.init else None,
         "classes": ["object"],
         "imgsz": args.imgsz,
