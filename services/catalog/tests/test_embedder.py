@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +20,7 @@ from vitrine_catalog.adapters.embedder import (
     pad_to_square,
     turned,
 )
+from vitrine_runtime.testing import run_in_fresh_python
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -218,12 +216,8 @@ def test_the_embedder_runs_under_an_avx2_cap() -> None:
         "v = e.embed([Image.new('RGB', (64, 48), (200, 30, 30))])\n"
         "print(e.precision, v.shape, round(float(np.linalg.norm(v)), 3))\n"
     )
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-4:] == ["f32", "(1,", "1280)", "1.0"]
+    output = run_in_fresh_python(script, ONEDNN_MAX_CPU_ISA="AVX2")
+    assert output.split()[-4:] == ["f32", "(1,", "1280)", "1.0"]
 
 
 def test_object_colour_weighs_in_the_dot_product_as_configured() -> None:

@@ -4,9 +4,6 @@ under the embedded platform: real broker, PostgreSQL, decoder and model."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +27,7 @@ from vitrine_detector.domain.boxes import iou
 from vitrine_detector.domain.tracking import Detection
 from vitrine_detector.settings import DEFAULT_WEIGHTS
 from vitrine_runtime.media import LocalMediaStore
+from vitrine_runtime.testing import run_in_fresh_python
 from vitrine_schemas.envelope import Envelope
 from vitrine_stack.client import PlatformClient, eventually
 from vitrine_stack.platform import EmbeddedPlatform
@@ -275,12 +273,8 @@ def test_the_detector_runs_under_an_avx2_cap() -> None:
         "d = YoloDetector(DEFAULT_WEIGHTS, YoloOptions(openvino_threads=1))\n"
         "print(len(d.detect([np.zeros((360, 640, 3), np.uint8)])), d.openvino_threads)\n"
     )
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-2:] == ["1", "1"]
+    output = run_in_fresh_python(script, ONEDNN_MAX_CPU_ISA="AVX2")
+    assert output.split()[-2:] == ["1", "1"]
 
 
 def test_the_composition_root_sizes_every_engine_to_the_quota(

@@ -5,6 +5,9 @@ without a broker, and a product event to start from. Not used by any service at 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -96,3 +99,20 @@ def product_upserted(product_id: str = "p1", **overrides: Any) -> ProductUpserte
     }
     fields.update(overrides)
     return ProductUpserted(**fields)
+
+
+def run_in_fresh_python(script: str, **environ: str) -> str:
+    """Run ``script`` in a new interpreter with ``environ`` added, and return its output.
+
+    For what a library reads once per process, at its first use (oneDNN's
+    ``ONEDNN_MAX_CPU_ISA``): set in the test's own process it would apply to every later
+    test there. Fails with the child's stderr if it exits non-zero (a crash included)."""
+    done = subprocess.run(  # noqa: S603 (the calling test's own script)
+        [sys.executable, "-c", script],
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    return done.stdout
