@@ -20,6 +20,7 @@ from vitrine_detector.adapters.yolo import (
     YoloDetector,
     YoloOptions,
     fixed_batches,
+    letterbox_shape,
     openvino_cpu_config,
     weights_id,
 )
@@ -153,13 +154,23 @@ def test_the_compile_asks_for_the_quota_threads_and_f32_under_an_isa_cap() -> No
     }
 
 
+def test_the_letterbox_is_the_frame_scaled_to_the_size_and_rounded_to_the_stride() -> None:
+    assert letterbox_shape((720, 1280), 416) == (256, 416)  # 234 rounded up
+    assert letterbox_shape((1920, 1080, 3), 416) == (416, 256)
+    assert letterbox_shape((500, 500), 416) == (416, 416)
+    assert letterbox_shape((1080, 1920), 320) == (192, 320)  # 180 rounded up
+    assert letterbox_shape((10, 1000), 416) == (32, 416)  # never under one stride
+
+
 @pytest.mark.slow
-def test_a_short_batch_costs_no_compile_and_finds_what_an_unpadded_one_does(
+def test_a_short_batch_costs_no_compile_and_finds_what_each_frame_alone_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A video's last batch is short. Where ultralytics runs the INT8 model at static
-    shapes (AMX CPUs) each new shape was a compile of 0.4-0.9 s; padded with blank frames,
-    none after warm-up, and the blanks change nothing in the real frames' detections."""
+    shapes (AMX CPUs) each new shape was a compile of 0.4-0.9 s, and every frame went in
+    as a square; now a video's frames go in as their own rectangle, padded with blank
+    frames to a full batch: no compile after warm-up for 16:9 frames, and the blanks
+    (one here, three for a frame alone) change nothing in the real frames' detections."""
     import openvino as ov
 
     real_compile = ov.Core.compile_model
@@ -176,17 +187,19 @@ def test_a_short_batch_costs_no_compile_and_finds_what_an_unpadded_one_does(
     compiles.clear()
     photo = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
     frames = [photo, cv2.flip(photo, 1), cv2.resize(photo, None, fx=0.5, fy=0.5)]
-    frames = [cv2.resize(f, (640, 360)) for f in frames]
+    frames = [cv2.resize(f, (1280, 720)) for f in frames]
 
-    padded = detector.detect(frames)
+    together = detector.detect(frames)
     longer = detector.detect(frames * 3)  # 9 frames: two full batches and one padded
+    alone = [detector.detect([frame])[0] for frame in frames]
 
     assert compiles == []
-    # A first call is never padded: it compiles the model at its own shape.
-    unpadded = YoloDetector(DEFAULT_WEIGHTS, YoloOptions(confidence=0.15)).detect(frames)
-    assert sum(map(len, unpadded)) > 0
-    _assert_same_detections(padded, unpadded)
-    _assert_same_detections(longer, unpadded * 3)
+    assert sum(map(len, alone)) > 0
+    _assert_same_detections(together, alone)
+    _assert_same_detections(longer, alone * 3)
+    if detector._static_shapes():  # AMX: the network saw the 16:9 rectangle
+        shape = detector._compiled_openvino_model().input().get_partial_shape()
+        assert [int(d.get_length()) for d in shape] == [4, 3, 256, 416]
 
 
 def _assert_same_detections(seen: list[list[Detection]], expected: list[list[Detection]]) -> None:

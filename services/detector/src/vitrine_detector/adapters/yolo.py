@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -109,6 +110,23 @@ def _compiling_with(config: dict[str, Any]) -> Iterator[None]:
             yield
         finally:
             ov.Core.compile_model = original  # type: ignore[method-assign]
+
+
+# Every YOLO ultralytics builds downsamples by 32 at most: inputs are multiples of it.
+_STRIDE = 32
+
+
+def letterbox_shape(frame: tuple[int, ...], size: int) -> tuple[int, int]:
+    """The network input (height, width) for frames of ``frame`` (height, width): the long
+    side ``size``, the short one scaled alike and rounded up to the stride, as ultralytics'
+    letterbox makes it for a model with dynamic shapes."""
+    height, width = frame[0], frame[1]
+    scale = size / max(height, width)
+
+    def side(length: int) -> int:
+        return max(_STRIDE, math.ceil(round(length * scale) / _STRIDE) * _STRIDE)
+
+    return side(height), side(width)
 
 
 def fixed_batches(images: Sequence[Image], size: int) -> list[tuple[list[Image], int]]:
@@ -212,7 +230,9 @@ class YoloDetector:
     def warm_up(self) -> None:
         """Build the predictor and run a full batch, so the first video does not pay for
         it (nor for a compile at the batch's shape, where shapes are static)."""
-        self.detect([np.zeros((360, 640, 3), np.uint8)] * self.batch_size)
+        blank = [np.zeros((360, 640, 3), np.uint8)] * self.batch_size
+        self.detect(blank)
+        self.detect(blank)  # where shapes are static, the first call's was a square
 
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
         if not images:
@@ -227,6 +247,12 @@ class YoloDetector:
                 with _compiling_with(config):
                     results = self._predict(images)
             elif self._static_shapes():
+                # ultralytics letterboxes a static model's input to the size its backend
+                # names (the export's square) whatever imgsz a call gives: a 16:9 frame
+                # would be 1.6 times the pixels of the rectangle it needs.
+                self._model.predictor.model.backend.imgsz = list(
+                    letterbox_shape(images[0].shape[:2], self.imgsz)
+                )
                 results = []
                 for batch, real in fixed_batches(images, self.batch_size):
                     results += self._predict(batch)[:real]
