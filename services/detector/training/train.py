@@ -149,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.init and args.model:
         parser.error("--init continues weights with their own architecture: no --model")
-    # The architecture's name: the yaml's, or the one the --init weights were named after.
-    architecture = (
-        args.init.stem.removeprefix("shopbench-")
-        if args.init
-        else Path(args.model or "yolov8n.yaml").stem
-    )
+    # What to start from, and the architecture's name: the yaml's, or the one the --init
+    # weights were named after.
+    model_yaml: str | None = None
+    if args.init:
+        start, architecture = str(args.init), args.init.stem.removeprefix("shopbench-")
+    else:
+        model_yaml = args.model or "yolov8n.yaml"
+        start, architecture = model_yaml, Path(model_yaml).stem
 
     roots = [d.resolve() for d in args.data]
     manifests = [json.loads((root / "manifest.json").read_text()) for root in roots]
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     from ultralytics.models import YOLO
 
     torch.set_num_threads(args.threads)
-    model = YOLO(str(args.init) if args.init else args.model or "yolov8n.yaml")
+    model = YOLO(start)
     started = time.perf_counter()
     budget = {"time": args.hours} if args.hours else {}
     model.train(
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(best, weights)
     record: dict[str, Any] = {
         "weights": weights.name,
-        "model": args.model or (None if args.init else "yolov8n.yaml"),
+        "model": model_yaml,
         "architecture": architecture,
         "init": args.init.name if args.init else None,
         "classes": ["object"],
