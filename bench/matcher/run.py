@@ -319,6 +319,7 @@ async def main() -> None:
             baseline = ImageEmbedder.load(
                 threads=settings.embed_threads,
                 backend="torch",
+                input_size=embedder.input_size,
                 head=embedder.head,
                 object_colour=embedder.object_colour,
                 # The same function as the service's, framing included: only the runtime

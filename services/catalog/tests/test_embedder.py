@@ -20,6 +20,7 @@ from vitrine_catalog.adapters.embedder import (
     pad_to_square,
     turned,
 )
+from vitrine_catalog.settings import CatalogSettings
 from vitrine_runtime.testing import run_in_fresh_python
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -62,7 +63,7 @@ def test_embedding_shape_dtype_and_unit_norm(
 
     assert embedder.dimension == 1280
     expected = {"f32": "", "bf16": "+bf16"}[embedder.precision]
-    assert embedder.model_version == f"efficientnet-lite0-imagenet@224{expected}"
+    assert embedder.model_version == f"efficientnet-lite0-imagenet@168{expected}"
     assert vectors.shape == (len(photos), 1280)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -180,7 +181,7 @@ def test_backends_compute_the_same_function(
     reference = torch_f32.embed(images)
     np.testing.assert_allclose(openvino_f32.embed(images), reference, atol=1e-4)
     assert torch_f32.model_version == openvino_f32.model_version
-    assert torch_f32.model_version == "efficientnet-lite0-imagenet@224"
+    assert torch_f32.model_version == "efficientnet-lite0-imagenet@168"
     if embedder.precision == "bf16":
         assert embedder.model_version != torch_f32.model_version
         agreement = np.sum(embedder.embed(images) * reference, axis=1)
@@ -437,3 +438,29 @@ def test_turned_grows_the_canvas_on_the_border_colour() -> None:
     assert slanted.shape[1] > 100
     assert slanted.shape[0] > 40
     assert tuple(slanted[0, 0]) == (200, 30, 30)  # a new corner, filled with the border's red
+
+
+def test_another_input_size_is_a_version_of_its_own_and_still_finds_the_original(
+    embedder: ImageEmbedder, photos: dict[str, Image.Image]
+) -> None:
+    full = ImageEmbedder.load(threads=2, input_size=224)
+    names = list(photos)
+    originals = full.embed([photos[name] for name in names])
+    variants = full.embed([_variant(photos[name]) for name in names])
+
+    assert full.input_size == 224
+    assert embedder.input_size == 168
+    assert full.network_version.startswith("efficientnet-lite0-imagenet@224")
+    assert full.crop_model_version != embedder.crop_model_version
+    np.testing.assert_allclose(np.linalg.norm(originals, axis=1), 1.0, atol=1e-5)
+    similarity = variants @ originals.T
+    for row, name in enumerate(names):
+        assert similarity[row, row] > np.delete(similarity[row], row).max(), name
+
+
+@pytest.mark.parametrize("side", [0, 200, 500])
+def test_an_input_size_the_colour_grid_cannot_divide_is_refused(side: int) -> None:
+    with pytest.raises(ValueError, match="multiple of 56"):
+        ImageEmbedder.load(threads=2, input_size=side)
+    with pytest.raises(ValueError, match="multiple of 56"):
+        CatalogSettings(embed_input_size=side)

@@ -31,13 +31,6 @@ def recoloured(image: Image.Image, degrees: int) -> Image.Image:
     return Image.fromarray(hsv, "HSV").convert("RGB")
 
 
-def seen_in_a_video(image: Image.Image) -> Image.Image:
-    """Smaller, softer, turned a little and dimmer: the same product through a camera."""
-    small = image.resize((image.width // 3, image.height // 3)).filter(ImageFilter.GaussianBlur(1))
-    turned = small.rotate(12, resample=Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
-    return Image.fromarray((np.asarray(turned, np.float32) * 0.8).astype(np.uint8))
-
-
 def test_a_head_round_trips_through_its_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     head = MatcherHead(rng.standard_normal((FEATURES, 32)).astype(np.float32), "h", '{"a": 1}')
@@ -89,7 +82,7 @@ def test_a_head_of_the_wrong_shape_or_a_missing_file_is_refused(tmp_path: Path) 
 def test_with_a_head_vectors_are_its_size_and_its_version(
     plain: ImageEmbedder, shipped: MatcherHead
 ) -> None:
-    embedder = ImageEmbedder(plain._runner, 224, 2, shipped)
+    embedder = ImageEmbedder(plain._runner, plain.input_size, 2, shipped)
     vectors = embedder.embed([Image.fromarray(skimage_data.coffee())])
     assert vectors.shape == (1, shipped.dimension)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -99,21 +92,41 @@ def test_with_a_head_vectors_are_its_size_and_its_version(
     np.testing.assert_allclose(shipped.project(features), vectors, atol=1e-5)
 
 
-@pytest.mark.parametrize(("photo", "degrees"), [("coffee", 120), ("rocket", 180), ("chelsea", 90)])
+def seen_through(image: Image.Image, shrink: int, turn: int, light: float) -> Image.Image:
+    """Smaller, softer, turned and dimmer: the same product through a camera."""
+    small = image.resize((image.width // shrink, image.height // shrink))
+    soft = small.filter(ImageFilter.GaussianBlur(1))
+    turned = soft.rotate(turn, resample=Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
+    return Image.fromarray((np.asarray(turned, np.float32) * light).astype(np.uint8))
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def test_the_shipped_head_keeps_colourways_apart(
-    plain: ImageEmbedder, shipped: MatcherHead, photo: str, degrees: int
+    plain: ImageEmbedder, shipped: MatcherHead
 ) -> None:
     """A video view of a product must be nearer that product than its other colourway,
-    by a wider lead than the plain features give."""
-    product = Image.fromarray(getattr(skimage_data, photo)()).convert("RGB")
-    other_colour = recoloured(product, degrees)
-    view = seen_in_a_video(product)
-    features = plain.features([product, other_colour, view])
-    with_head = shipped.project(features)
-    without = features[:, :1280] / np.linalg.norm(features[:, :1280], axis=1, keepdims=True)
+    by a wider lead than ImageNet features give, and than the head's own inputs give
+    unlearned (features and colour descriptor side by side: the colour alone does much,
+    and a random projection of both passes the first two checks). Judged over many
+    cases (photos, hue turns, views): one case's lead moves by ~0.1 with the input size."""
+    leads: dict[str, list[float]] = {"head": [], "features": [], "inputs": []}
+    for photo in ("coffee", "rocket", "chelsea", "astronaut", "immunohistochemistry", "retina"):
+        product = Image.fromarray(getattr(skimage_data, photo)()).convert("RGB")
+        views = [seen_through(product, *how) for how in ((3, 12, 0.8), (2, -12, 0.9), (4, 25, 0.7))]
+        for degrees in (60, 120, 180, 240, 300):
+            features = plain.features([product, recoloured(product, degrees), *views])
+            for name, vectors in (
+                ("head", shipped.project(features)),
+                ("features", _unit(features[:, :1280])),
+                ("inputs", _unit(features)),
+            ):
+                leads[name] += list(vectors[2:] @ vectors[0] - vectors[2:] @ vectors[1])
+    head, features, inputs = (np.array(leads[name]) for name in ("head", "features", "inputs"))
 
-    def lead(vectors: np.ndarray) -> float:
-        return float(vectors[2] @ vectors[0] - vectors[2] @ vectors[1])
-
-    assert lead(with_head) > 0.1
-    assert lead(with_head) > lead(without)
+    assert np.mean(head > 0.1) >= 0.9, np.sort(head)[:10]
+    assert head.mean() > features.mean() + 0.2, (head.mean(), features.mean())
+    # Measured: 0.43 against 0.35 at 224 px, 0.46 against 0.35 at 168 (a random head: 0.36).
+    assert head.mean() > inputs.mean() + 0.04, (head.mean(), inputs.mean())

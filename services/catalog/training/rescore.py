@@ -111,8 +111,8 @@ class Split:
                 [f for _, f in images],
                 "studio",
                 centre,
-                folder
-                / f"studio-{centre}-{embedder.studio_framing}{f'-turn{turn}' if turn else ''}.npz",
+                folder / f"studio-{embedder.network_version}-{centre}-{embedder.studio_framing}"
+                f"{f'-turn{turn}' if turn else ''}.npz",
                 turn,
             )
             for turn in embedder.studio_rotations
@@ -132,7 +132,7 @@ class Split:
                 crop_files,
                 "crop",
                 centre,
-                folder / f"crops-{centre}-{embedder.crop_framing}.npz",
+                folder / f"crops-{embedder.network_version}-{centre}-{embedder.crop_framing}.npz",
             ),
         )
 
@@ -187,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-centre", type=float, default=0.4)
     defaults = CatalogSettings.model_fields
     parser.add_argument(
+        "--input-size",
+        type=int,
+        default=defaults["embed_input_size"].default,
+        help="EMBED_INPUT_SIZE: the network's input side, px",
+    )
+    parser.add_argument(
         "--crop-framing", choices=["pad", "centre"], default=defaults["match_crop_framing"].default
     )
     parser.add_argument(
@@ -214,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = ImageEmbedder.load(
         threads=2,
+        input_size=args.input_size,
         crop_framing=args.crop_framing,
         studio_framing=args.studio_framing,
         studio_rotations=tuple(args.studio_rotations),

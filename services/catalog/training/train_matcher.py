@@ -67,6 +67,7 @@ from PIL import Image, ImageFilter
 from vitrine_catalog.adapters import embedder as embedding
 from vitrine_catalog.adapters.colour import product_mask
 from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHead
+from vitrine_catalog.settings import CatalogSettings
 from vitrine_shopbench import images as photos
 from vitrine_shopbench import scoring
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
@@ -266,7 +267,8 @@ class Features:
         self, images: list[Image.Image], tag: str, view: embedding.View = "studio"
     ) -> npt.NDArray[np.float32]:
         framing = f"{self.embedder.crop_framing}:{self.embedder.studio_framing}"
-        digest = hashlib.sha256(f"{tag}:{view}:{framing}".encode())
+        network = self.embedder.network_version
+        digest = hashlib.sha256(f"{tag}:{view}:{framing}:{network}".encode())
         for image in images[:64]:
             digest.update(image.tobytes()[:4096])
         path = self.cache / f"{digest.hexdigest()[:20]}-{len(images)}.npy"
@@ -433,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--val", type=Path, required=True, help="a dataset with a val split")
     parser.add_argument(
+        "--input-size",
+        type=int,
+        default=CatalogSettings.model_fields["embed_input_size"].default,
+        help="the network's input side, px (EMBED_INPUT_SIZE)",
+    )
+    parser.add_argument(
         "--tracks",
         type=Path,
         action="append",
@@ -488,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     embedder = ImageEmbedder.load(
         cache_dir=args.workdir / "openvino",
+        input_size=args.input_size,
         crop_framing=args.crop_framing,
         studio_framing=args.studio_framing,
     )

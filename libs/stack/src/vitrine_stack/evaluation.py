@@ -389,6 +389,8 @@ def _matcher_settings() -> str:
         "MATCH_CANDIDATES",
         "MATCH_COLOUR_WEIGHT",
         "EMBED_HEAD",
+        "EMBED_INPUT_SIZE",
+        "EMBED_PRECISION",
         "TRACK_STITCH_MAX_GAP_S",
         "TRACK_MAX_GAP_S",
     )

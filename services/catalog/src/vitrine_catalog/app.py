@@ -41,6 +41,7 @@ def load_embedder(settings: CatalogSettings) -> ImageEmbedder:
         backend=settings.embed_backend,
         precision=settings.embed_precision,
         cache_dir=settings.embed_cache_dir,
+        input_size=settings.embed_input_size,
         head=head,
         object_colour=object_colour,
         crop_framing=settings.match_crop_framing,

@@ -31,7 +31,7 @@ LIGHTNESS_BINS = 4
 CHROMA_BINS = 8
 CHROMA_RANGE = 64.0  # a* and b* binned over [-64, 64]; stronger colours land in the end bins
 CENTRE_SIGMA = 0.3  # of the image side
-_SIDE = 56  # the batch is averaged down to this before binning
+SIDE = 56  # the batch is averaged down to this before binning
 DIMENSION = LIGHTNESS_BINS * CHROMA_BINS * CHROMA_BINS
 
 _SRGB_TO_XYZ = np.array(
@@ -58,7 +58,7 @@ def _centre_weights(side: int) -> npt.NDArray[np.float32]:
     return np.exp(-squared / (2 * CENTRE_SIGMA**2)).reshape(-1).astype(np.float32)
 
 
-_WEIGHTS = _centre_weights(_SIDE)
+_WEIGHTS = _centre_weights(SIDE)
 _BINS = np.array([LIGHTNESS_BINS, CHROMA_BINS, CHROMA_BINS])
 _LAB_LOW = np.array([0.0, -CHROMA_RANGE, -CHROMA_RANGE], np.float32)
 _LAB_TO_BINS = np.array(
@@ -68,20 +68,20 @@ _LAB_TO_BINS = np.array(
 
 
 def _downsampled(batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """A square batch averaged down to ``_SIDE`` px, RGB in 0..1."""
+    """A square batch averaged down to ``SIDE`` px, RGB in 0..1."""
     n, side = batch.shape[0], batch.shape[1]
-    if side % _SIDE or batch.shape[2] != side:
-        raise ValueError(f"colour descriptors need square images of a multiple of {_SIDE} px")
-    k = side // _SIDE
+    if side % SIDE or batch.shape[2] != side:
+        raise ValueError(f"colour descriptors need square images of a multiple of {SIDE} px")
+    k = side // SIDE
     if k * k * 255 > np.iinfo(np.uint16).max:
-        raise ValueError(f"colour descriptors take images of at most {16 * _SIDE} px, not {side}")
+        raise ValueError(f"colour descriptors take images of at most {16 * SIDE} px, not {side}")
     # Block sums in two integer passes (rows, then columns), each as k - 1 additions of
     # strided slices: 2.7x faster than numpy's sum over an axis of length k, same sums.
-    wide = batch.astype(np.uint16).reshape(n, _SIDE, k, side * 3)
+    wide = batch.astype(np.uint16).reshape(n, SIDE, k, side * 3)
     rows_summed = wide[:, :, 0]
     for row in range(1, k):
         rows_summed = rows_summed + wide[:, :, row]
-    columns = rows_summed.reshape(n, _SIDE, _SIDE, k, 3)
+    columns = rows_summed.reshape(n, SIDE, SIDE, k, 3)
     summed = columns[:, :, :, 0]
     for column in range(1, k):
         summed = summed + columns[:, :, :, column]
@@ -155,7 +155,7 @@ def product_mask(image: Image.Image) -> Image.Image:
 def _histograms(
     small: npt.NDArray[np.float32], pixel_weights: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:
-    """Soft CIELAB histograms of ``_SIDE`` px images, each pixel counted by its weight
+    """Soft CIELAB histograms of ``SIDE`` px images, each pixel counted by its weight
     (one weight per pixel position, the same for every image)."""
     n = len(small)
     lab = to_lab(small).reshape(n, -1, 3)
