@@ -66,8 +66,12 @@ from PIL import Image, ImageFilter
 
 from vitrine_catalog.adapters import embedder as embedding
 from vitrine_catalog.adapters.colour import product_mask
-from vitrine_catalog.adapters.embedder import FEATURES, ImageEmbedder, MatcherHead
-from vitrine_catalog.settings import CatalogSettings
+from vitrine_catalog.adapters.embedder import (
+    DEFAULT_INPUT_SIZE,
+    FEATURES,
+    ImageEmbedder,
+    MatcherHead,
+)
 from vitrine_shopbench import images as photos
 from vitrine_shopbench import scoring
 from vitrine_shopbench.config import SPLIT_ONLY_PHOTOS
@@ -437,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--input-size",
         type=int,
-        default=CatalogSettings.model_fields["embed_input_size"].default,
+        default=DEFAULT_INPUT_SIZE,
         help="the network's input side, px (EMBED_INPUT_SIZE)",
     )
     parser.add_argument(
