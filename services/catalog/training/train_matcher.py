@@ -365,7 +365,7 @@ def train_head(groups: list[Group], args: argparse.Namespace) -> npt.NDArray[np.
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         if step % 250 == 0 or step == args.steps - 1:
-            print(f"  step {step:5d}  loss {float(loss):.4f}", flush=True)
+            print(f"  step {step:5d}  loss {loss.item():.4f}", flush=True)
     weights: npt.NDArray[np.float32] = linear.weight.detach().numpy().T.copy()
     return weights
 
