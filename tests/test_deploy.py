@@ -447,6 +447,7 @@ def test_dashboard_is_provisioned_and_covers_what_an_sre_needs() -> None:
         "vitrine_dead_letters_total",
         "vitrine_detector_",
         "vitrine_match_score_bucket",
+        "vitrine_match_confidence_bucket",
         "vitrine:match_rate",
         "vitrine_orders_placed_total",
         "vitrine_gmv_minor_total",

@@ -17,6 +17,7 @@ from PIL import Image
 from vitrine_catalog import handlers
 from vitrine_catalog.adapters.embedder import ImageEmbedder
 from vitrine_catalog.adapters.vector_index import QdrantEdgeIndex, VectorPoint
+from vitrine_catalog.adapters.verifier import DEFAULT_VERIFIER, load_verifier
 from vitrine_catalog.app import load_embedder
 from vitrine_catalog.application import Catalog, crop_point_id, studio_point_id
 from vitrine_catalog.domain.matching import TrackRef
@@ -396,6 +397,28 @@ async def test_every_judged_track_keeps_the_best_guess_and_its_lead(harness: Har
     assert wall_row["tagged_product_id"] is None
     assert wall_row["best_product_id"] in {cup.product_id, saucer.product_id}
     assert wall_row["best_score"] < harness.catalog.settings.match_score_threshold
+
+
+async def test_under_the_verifier_a_track_is_tagged_on_its_confidence_and_keeps_it(
+    harness: Harness,
+) -> None:
+    """The default rule as the service runs it (the committed verifier): the cup's track is
+    tagged as the cup, not its look-alike; the brick wall resembles nothing convincingly.
+    Both rows keep the confidence they were judged on, against the cut."""
+    verifier = harness.catalog.verifier = load_verifier(DEFAULT_VERIFIER)
+    shop = await harness.shop()
+    cup = await harness.product(shop, "Espresso cup", skimage_data.coffee())
+    await harness.product(shop, "Cup, other colour", hue_shifted(skimage_data.coffee(), 120))
+    video = "vid-verified"
+    await harness.deliver(await harness.track(video, "cup", skimage_data.coffee(), seed=7))
+    await harness.deliver(await harness.track(video, "wall", skimage_data.brick(), seed=8))
+
+    assert await harness.tags(video) == {"cup": cup.product_id}
+    judged = {r["track_id"]: r for r in await harness.catalog.video_tracks(video)}
+    cut = verifier.cut
+    assert judged["cup"]["match_confidence"] >= cut
+    assert 0 <= judged["wall"]["match_confidence"] < cut
+    assert judged["wall"]["best_product_id"] is not None
 
 
 async def test_a_track_seen_in_few_crops_must_score_higher(harness: Harness) -> None:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
-
-TRAINING = Path(__file__).resolve().parents[1] / "training" / "train_matcher.py"
+from catalog_scripts import training_script
 
 
 @pytest.fixture(scope="module")
 def train_matcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("train_matcher", TRAINING)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_matcher"] = module
-    spec.loader.exec_module(module)
-    return module
+    return training_script("train_matcher")
 
 
 def _masked_max(queries: torch.Tensor, gallery: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:

@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--calibrate",
         action="store_true",
-        help="also sweep the matcher's threshold and margin (use on --split val only)",
+        help="also sweep the threshold rule's threshold and margin (use on --split val only)",
     )
     evaluate.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "eval"))
     evaluate.add_argument(

@@ -131,13 +131,14 @@ async def _show(
     for track in judged:
         span = f"{track['first_seen_ms'] / 1000:4.1f}-{track['last_seen_ms'] / 1000:4.1f} s"
         tag = tagged.get(track["track_id"])
+        confidence = track.get("match_confidence")
+        sure = f", confidence {confidence:.2f}" if confidence is not None else ""
         if tag:
             bench_id = listed.bench_id(tag["product_id"])
-            say(f"  [{span}] tag: {tag['title']} ({bench_id}), score {tag['score']:.2f}")
+            say(f"  [{span}] tag: {tag['title']} ({bench_id}), score {tag['score']:.2f}{sure}")
         else:
-            say(
-                f"  [{span}] no tag: nothing convincing (best score {track['best_score'] or 0:.2f})"
-            )
+            best = track["best_score"] or 0
+            say(f"  [{span}] no tag: nothing convincing (best score {best:.2f}{sure})")
     shown = [p["product_id"] for p in truth["products"]]
     found = {listed.bench_id(t["product_id"]) for t in tags}
     say(

@@ -18,7 +18,9 @@ margins, pooled with the saved counts of other seeds' validation splits (`--pool
 and prints the one with the best recall at the target precision whose next looser
 threshold reaches that precision too (so the choice does not sit on a cliff edge; ties go
 to the stricter threshold, then the wider margin): that is how MATCH_SCORE_THRESHOLD and
-MATCH_MARGIN were chosen.
+MATCH_MARGIN were chosen. That sweep is of the threshold rule (MATCH_RULE=threshold); the
+verifier, the default rule, is fitted and its cut chosen on the kept tracks of several
+validation splits by `services/catalog/training/fit_verifier.py`.
 """
 
 from __future__ import annotations
@@ -212,12 +214,15 @@ def _report(
 
 
 def _judged(track: dict[str, Any] | None, listed: shopbench.ListedCatalog) -> str:
-    """What the catalog made of a track: its best product, score and runner-up's score."""
+    """What the catalog made of a track: its best product, score and runner-up's score,
+    and the verifier's confidence where it judged."""
     if track is None or track.get("best_product_id") is None:
         return "; (no product near)"
+    confidence = track.get("match_confidence")
     return (
         f"; best {listed.bench_id(track['best_product_id'])} {track['best_score']:.3f}"
-        f" (runner-up {track['runner_up_score'] or 0.0:.3f})"
+        f" (runner-up {track['runner_up_score'] or 0.0:.3f}"
+        + (f", confidence {confidence:.2f})" if confidence is not None else ")")
     )
 
 
@@ -381,6 +386,8 @@ def keep_tracks(runs: list[VideoRun], media: LocalMediaStore, folder: Path, root
 def _matcher_settings() -> str:
     """The matcher settings the catalog ran with (the services inherit the environment)."""
     names = (
+        "MATCH_RULE",
+        "MATCH_VERIFIER",
         "MATCH_SCORE_THRESHOLD",
         "MATCH_MARGIN",
         "MATCH_SHORT_TRACK_PENALTY",

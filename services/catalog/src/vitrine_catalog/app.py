@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from vitrine_catalog import handlers
 from vitrine_catalog.adapters.embedder import ImageEmbedder, MatcherHead, ObjectColour
 from vitrine_catalog.adapters.vector_index import IndexTuning, open_vector_index
+from vitrine_catalog.adapters.verifier import load_verifier
 from vitrine_catalog.api.routes import router
 from vitrine_catalog.application import Catalog
 from vitrine_catalog.settings import CatalogSettings
@@ -72,6 +73,11 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
 
     @runtime.on_start
     async def open_catalog(rt: ServiceRuntime) -> None:
+        # A missing or broken verifier file stops the start here, not the first match.
+        verifier = (
+            load_verifier(settings.match_verifier) if settings.match_rule == "verifier" else None
+        )
+        log.info("matcher_rule", rule=settings.match_rule, cut=verifier.cut if verifier else None)
         # The first start on a machine converts the network to OpenVINO (10-30 s): off the
         # event loop, so /healthz keeps answering meanwhile.
         embedder = await asyncio.to_thread(load_embedder, settings)
@@ -104,6 +110,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
             track_crops=track_crops,
             settings=settings,
             envelope=rt.envelope,
+            verifier=verifier,
         )
         app.state.catalog = catalog
         app.state.reembedding = asyncio.create_task(reembed(catalog))

@@ -27,11 +27,13 @@ from vitrine_catalog.domain.matching import (
     ImageHit,
     Judgement,
     MatchDecision,
+    MatchVerifier,
     TrackRef,
     candidates,
+    crop_scores,
     judge,
-    score_products,
     short_track_handicap,
+    verify,
 )
 from vitrine_catalog.domain.products import (
     Product,
@@ -109,6 +111,9 @@ class Catalog:
     track_crops: VectorIndex  # crops of tracks that matched nothing, for re-matching
     settings: CatalogSettings
     envelope: EnvelopeFactory
+    # MATCH_RULE=verifier: tags are the verifier's call; None: threshold, margin and the
+    # short-track penalty decide.
+    verifier: MatchVerifier | None = None
 
     # --- shops and products -------------------------------------------------------------
 
@@ -289,6 +294,8 @@ class Catalog:
             embedding_model=None if decision else self.embedder.crop_model_version,
         )
         metrics.MATCH_DECISIONS.labels("matched" if decision else "no_match").inc()
+        if judgement.confidence is not None:
+            metrics.MATCH_CONFIDENCE.observe(judgement.confidence)
         if decision is not None:
             metrics.MATCH_SCORE.observe(decision.score)
             await self._tag(conn, ref, decision)
@@ -361,8 +368,11 @@ class Catalog:
             for product_id, ids in views.items()
             if any(i in stored for i in ids)
         }
+        per_crop = crop_scores(vectors, images)
+        if self.verifier is not None:
+            return verify(per_crop, proposed, self.verifier)
         return judge(
-            score_products(vectors, images),
+            {product_id: float(scores.mean()) for product_id, scores in per_crop.items()},
             proposed,
             threshold=self.settings.match_score_threshold,
             margin=self.settings.match_margin,

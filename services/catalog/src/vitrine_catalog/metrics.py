@@ -8,6 +8,12 @@ MATCH_SCORE = Histogram(
     "Score of accepted matches (mean cosine over a track's crops)",
     buckets=(0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0),
 )
+MATCH_CONFIDENCE = Histogram(
+    "vitrine_match_confidence",
+    "The verifier's confidence in every judged track's best product (MATCH_RULE=verifier):"
+    " a shift of this distribution is new kinds of video or catalog, not yet fitted for",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
 REMATCH_DECISIONS = Counter(
     "vitrine_rematch_decisions_total",
     "Stored tracks judged again because a product was added",

@@ -11,6 +11,7 @@ from vitrine_catalog.adapters.embedder import (
     checked_input_size,
     checked_rotations,
 )
+from vitrine_catalog.adapters.verifier import DEFAULT_VERIFIER
 from vitrine_runtime.settings import ServiceSettings
 
 
@@ -26,9 +27,24 @@ class CatalogSettings(ServiceSettings):
         " (product_images_256): a model of another size starts a collection of its own",
     )
 
-    # Calibrated on ShopBench validation splits pooled (never a test split) on the
-    # detector's real tracks, scored as the catalog scores them, with everything below at
-    # its default:
+    # What decides that a track is tagged. "verifier" (the default since 2026-12-07): a
+    # logistic model over the track's evidence (its best product's mean score, its lead over
+    # the runner-up and over the next five, how many crops, how they agree and spread),
+    # fitted and its cut calibrated on the detector's real tracks of ShopBench validation
+    # splits by training/fit_verifier.py (the matcher's model card). "threshold": the score
+    # threshold, margin and short-track penalty below alone. The verifier belongs to the
+    # head, network size and colour weight it was fitted with: another needs fitting again.
+    match_rule: Literal["verifier", "threshold"] = Field(
+        "verifier", description="verifier (learned, default) or threshold (threshold + margin)"
+    )
+    match_verifier: str = Field(
+        str(DEFAULT_VERIFIER), description="the verifier's JSON (training/fit_verifier.py)"
+    )
+
+    # For MATCH_RULE=threshold, and as the least cosine of a kept crop that a new product
+    # re-matches (rematch). Calibrated on ShopBench validation splits pooled (never a test
+    # split) on the detector's real tracks, scored as the catalog scores them, with
+    # everything below at its default:
     #   python -m vitrine_stack eval --split val --seed 9     (and the others: keeps tracks)
     #   python services/catalog/training/rescore.py .vitrine/tracks-seed-{7,9,...,30}-val
     # The rule: the best recall at the target precision 0.95 whose next looser threshold

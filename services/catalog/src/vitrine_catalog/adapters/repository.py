@@ -152,13 +152,14 @@ async def record_track(
     await conn.execute(
         "INSERT INTO video_tracks (video_id, track_id, creator_id, label, first_seen_ms,"
         " last_seen_ms, crop_uris, best_score, best_product_id, runner_up_score,"
-        " embedding_model, crops_judged)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " embedding_model, crops_judged, match_confidence)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         " ON CONFLICT (video_id, track_id) DO UPDATE SET best_score = EXCLUDED.best_score,"
         " best_product_id = EXCLUDED.best_product_id,"
         " runner_up_score = EXCLUDED.runner_up_score,"
         " embedding_model = EXCLUDED.embedding_model,"
-        " crops_judged = EXCLUDED.crops_judged",
+        " crops_judged = EXCLUDED.crops_judged,"
+        " match_confidence = EXCLUDED.match_confidence",
         video_id,
         track_id,
         creator_id,
@@ -171,6 +172,7 @@ async def record_track(
         best.runner_up_score if best else None,
         embedding_model,
         judgement.crops,
+        judgement.confidence,
     )
 
 
@@ -184,7 +186,8 @@ async def rejudged_track(
     best = judgement.best
     await conn.execute(
         "UPDATE video_tracks SET best_score = $3, best_product_id = $4, runner_up_score = $5,"
-        " embedding_model = $6, crops_judged = $7 WHERE video_id = $1 AND track_id = $2",
+        " embedding_model = $6, crops_judged = $7, match_confidence = $8"
+        " WHERE video_id = $1 AND track_id = $2",
         video_id,
         track_id,
         best.score if best else None,
@@ -192,6 +195,7 @@ async def rejudged_track(
         best.runner_up_score if best else None,
         embedding_model,
         judgement.crops,
+        judgement.confidence,
     )
 
 
@@ -302,7 +306,7 @@ async def video_tracks(conn: asyncpg.Connection, video_id: str) -> list[asyncpg.
     """Every judged track of a video, with the matcher's best guess and its tag if any."""
     return await conn.fetch(  # type: ignore[no-any-return]
         "SELECT k.track_id, k.label, k.first_seen_ms, k.last_seen_ms, k.best_product_id,"
-        " k.best_score, k.runner_up_score, k.crops_judged, k.seen_at,"
+        " k.best_score, k.runner_up_score, k.crops_judged, k.match_confidence, k.seen_at,"
         " t.product_id AS tagged_product_id"
         " FROM video_tracks k LEFT JOIN video_tags t USING (video_id, track_id)"
         " WHERE k.video_id = $1 ORDER BY k.first_seen_ms, k.track_id",

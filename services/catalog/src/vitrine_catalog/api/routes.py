@@ -113,6 +113,9 @@ class TrackOut(Strict):
     # How much more than MATCH_SCORE_THRESHOLD this track's best guess must score: tracks
     # judged on fewer crops than a full one need more (MATCH_SHORT_TRACK_PENALTY).
     short_track_handicap: float
+    # The verifier's confidence that the best guess is on screen (MATCH_RULE=verifier: a
+    # track is tagged at the verifier's cut or above); None where the threshold rule judged.
+    match_confidence: float | None
     tagged_product_id: str | None  # the tag, when the guess was convincing
     judged_at: datetime
 
@@ -223,8 +226,9 @@ async def video_tags(video_id: str, catalog: CatalogDep) -> VideoTagsOut:
 async def video_tracks(video_id: str, catalog: CatalogDep) -> VideoTracksOut:
     """Every tracked object of a video the catalog judged, tagged or not, with the best
     product it resembled and by how much it led the runner-up: why a track was not
-    tagged (a score below MATCH_SCORE_THRESHOLD plus its short-track handicap, or a lead
-    below MATCH_MARGIN)."""
+    tagged (under the verifier, its confidence below the cut; under the threshold rule, a
+    score below MATCH_SCORE_THRESHOLD plus its short-track handicap, or a lead below
+    MATCH_MARGIN)."""
     rows = await catalog.video_tracks(video_id)
     return VideoTracksOut(
         video_id=video_id,
@@ -239,6 +243,7 @@ async def video_tracks(video_id: str, catalog: CatalogDep) -> VideoTracksOut:
                 runner_up_score=r["runner_up_score"],
                 crops_judged=r["crops_judged"],
                 short_track_handicap=catalog.short_track_handicap(r["crops_judged"]),
+                match_confidence=r["match_confidence"],
                 tagged_product_id=r["tagged_product_id"],
                 judged_at=r["seen_at"],
             )

@@ -11,6 +11,12 @@ tags cost more than missed ones, a match also needs a margin over the runner-up 
 And the fewer crops a track was judged on, the higher it must score: a mean over two
 crops is noisier than over eight, and a brief glimpse is more often blur, a fragment or
 background than a product (see :func:`score_needed`).
+
+That threshold-and-margin rule looks at two numbers. A track says more: how its crops
+agree, how far the best product stands above the pack, how many crops there are. The
+verifier (:class:`MatchVerifier`) weighs all of it with a logistic model fitted on
+validation tracks (``training/fit_verifier.py``) and tags when its confidence clears a
+calibrated cut.
 """
 
 from __future__ import annotations
@@ -64,11 +70,132 @@ def score_products(crops: Vectors, images_by_product: Mapping[str, Vectors]) -> 
     """Mean over the crops of each product's best cosine against its images.
 
     `crops` is (crops, d) and every product's images (images, d), all unit vectors."""
-    scores: dict[str, float] = {}
-    for product_id, images in images_by_product.items():
-        if len(images) and len(crops):
-            scores[product_id] = float((crops @ images.T).max(axis=1).mean())
-    return scores
+    return {p: float(s.mean()) for p, s in crop_scores(crops, images_by_product).items()}
+
+
+def crop_scores(
+    crops: Vectors, images_by_product: Mapping[str, Vectors]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Each product's best cosine against its images, crop by crop: (crops,) a product."""
+    return {
+        product_id: (crops @ images.T).max(axis=1)
+        for product_id, images in images_by_product.items()
+        if len(images) and len(crops)
+    }
+
+
+# How many products after the best one make "the pack" it must stand out from.
+COHORT_SIZE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class MatchEvidence:
+    """What a track's crops say about its best product: the figures the verifier weighs."""
+
+    score: float  # the best product's mean over crops (score_products)
+    runner_up: float  # the next product's, 0 when there is none
+    cohort: float  # the mean of the next COHORT_SIZE products' (0 when there are none)
+    crops: int
+    vote: float  # share of crops whose own best product is the best one
+    spread: float  # standard deviation over crops of the best product's cosine
+    worst: float  # the best product's cosine on its least like crop
+
+    @classmethod
+    def of(cls, per_crop: Mapping[str, npt.NDArray[np.float32]]) -> tuple[str, MatchEvidence]:
+        """The best product of ``per_crop`` (:func:`crop_scores`, not empty) and its evidence."""
+        ranked = sorted(per_crop, key=lambda p: float(per_crop[p].mean()), reverse=True)
+        best = per_crop[ranked[0]]
+        means = [float(per_crop[p].mean()) for p in ranked[1 : 1 + COHORT_SIZE]]
+        table = np.stack([per_crop[p] for p in ranked])  # (products, crops)
+        return ranked[0], cls(
+            score=float(best.mean()),
+            runner_up=means[0] if means else 0.0,
+            cohort=float(np.mean(means)) if means else 0.0,
+            crops=len(best),
+            vote=float((table.argmax(axis=0) == 0).mean()),
+            spread=float(best.std()),
+            worst=float(best.min()),
+        )
+
+    def features(self) -> dict[str, float]:
+        """The named inputs of a verifier."""
+        return {
+            "score": self.score,
+            "margin": self.score - self.runner_up,
+            "lead_over_cohort": self.score - self.cohort,
+            "log_crops": math.log(max(self.crops, 1)),
+            "vote": self.vote,
+            "spread": self.spread,
+            "worst": self.worst,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MatchVerifier:
+    """A logistic model over :meth:`MatchEvidence.features`: the probability that a
+    track's best product is really on screen, and the cut above which it is tagged.
+
+    Fitted on ShopBench validation tracks by ``training/fit_verifier.py``, which writes it
+    as JSON (``to_dict``); the inputs are standardized with the fit's means and scales."""
+
+    features: tuple[str, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    cut: float  # least confidence that tags
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.features), len(self.means), len(self.scales), len(self.weights)}
+        if len(sizes) != 1:
+            raise ValueError("a verifier needs a mean, a scale and a weight for each feature")
+        unknown = set(self.features) - set(MatchEvidence(0, 0, 0, 1, 0, 0, 0).features())
+        if unknown:
+            raise ValueError(f"unknown verifier features: {sorted(unknown)}")
+        if any(scale <= 0 for scale in self.scales):
+            raise ValueError("verifier scales must be positive")
+        if not 0 < self.cut < 1:
+            raise ValueError("the verifier's cut is a probability between 0 and 1")
+
+    def confidence(self, evidence: MatchEvidence) -> float:
+        values = evidence.features()
+        z = self.bias + sum(
+            w * (values[name] - mean) / scale
+            for name, mean, scale, w in zip(
+                self.features, self.means, self.scales, self.weights, strict=True
+            )
+        )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> MatchVerifier:
+        def floats(key: str) -> tuple[float, ...]:
+            values = data[key]
+            if not isinstance(values, list):
+                raise ValueError(f"verifier {key} must be a list")
+            return tuple(float(v) for v in values)
+
+        names = data["features"]
+        if not isinstance(names, list):
+            raise ValueError("verifier features must be a list")
+        return cls(
+            features=tuple(str(n) for n in names),
+            means=floats("means"),
+            scales=floats("scales"),
+            weights=floats("weights"),
+            bias=float(data["bias"]),  # type: ignore[arg-type]
+            cut=float(data["cut"]),  # type: ignore[arg-type]
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "features": list(self.features),
+            "means": list(self.means),
+            "scales": list(self.scales),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "cut": self.cut,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +206,7 @@ class Judgement:
     best: MatchDecision | None  # the best product and its runner-up, whatever their scores
     decision: MatchDecision | None  # the same, when convincing enough to tag
     crops: int = 0  # crops the track was judged on
+    confidence: float | None = None  # the verifier's, where it judged
 
     @property
     def best_score(self) -> float | None:
@@ -135,3 +263,19 @@ def judge(
     )
     convincing = best_score >= needed and best_score - runner_up >= margin
     return Judgement(best, best if convincing else None, crops)
+
+
+def verify(
+    per_crop: Mapping[str, npt.NDArray[np.float32]],
+    shops: Mapping[str, str],
+    verifier: MatchVerifier,
+) -> Judgement:
+    """The best product of :func:`crop_scores` and whether the verifier is convinced."""
+    if not per_crop:
+        return Judgement(None, None, 0)
+    best_id, evidence = MatchEvidence.of(per_crop)
+    best = MatchDecision(best_id, shops[best_id], evidence.score, evidence.runner_up)
+    confidence = verifier.confidence(evidence)
+    return Judgement(
+        best, best if confidence >= verifier.cut else None, evidence.crops, round(confidence, 6)
+    )
