@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = CatalogSettings()
     embedder = ImageEmbedder.load(
         threads=2,
+        precision=settings.embed_precision,  # EMBED_PRECISION=f32: as an AVX2-only CPU
         input_size=settings.embed_input_size,
         crop_framing=settings.match_crop_framing,
         studio_framing=settings.match_studio_framing,
