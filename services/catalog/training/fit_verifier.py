@@ -34,16 +34,15 @@ from rescore import Split  # the same folder: run as a script
 
 from vitrine_catalog.adapters.embedder import DEFAULT_HEAD, ImageEmbedder, MatcherHead, ObjectColour
 from vitrine_catalog.domain.matching import (
+    EVIDENCE_FEATURES,
     MatchEvidence,
     MatchVerifier,
     crop_scores,
-    short_track_handicap,
 )
 from vitrine_catalog.settings import CatalogSettings
 from vitrine_stack import evaluation
 
 Matrix = npt.NDArray[np.float64]
-FEATURES = tuple(MatchEvidence(0, 0, 0, 1, 0, 0, 0).features())
 CUTS = tuple(round(0.20 + 0.01 * k, 2) for k in range(80))  # 0.20 .. 0.99
 TARGET_PRECISION = evaluation.CALIBRATION_PRECISION
 
@@ -65,7 +64,8 @@ class SplitTracks:
     on_screen: int  # (video, product) pairs
 
     def counts(self, accepted: Sequence[bool]) -> tuple[int, int, int]:
-        """(right, tagged, on screen) pairs when the tracks marked in ``accepted`` are tagged."""
+        """(right, tagged, on screen) pairs when the tracks marked in ``accepted`` are tagged:
+        scoring.score's pair counts, without its per-track work (called thousands of times)."""
         pairs = zip(self.tracks, accepted, strict=True)
         tagged = {(t.video_id, t.product_id, t.right) for t, a in pairs if a}
         return sum(right for *_, right in tagged), len(tagged), self.on_screen
@@ -92,7 +92,8 @@ def judged_tracks(split: Split, head: MatcherHead, colour: ObjectColour, hits: i
 
 
 def design(tracks: Sequence[Judged]) -> tuple[Matrix, Matrix]:
-    x = np.array([[t.evidence.features()[f] for f in FEATURES] for t in tracks], np.float64)
+    # features() is ordered as EVIDENCE_FEATURES
+    x = np.array([list(t.evidence.features().values()) for t in tracks], np.float64)
     y = np.array([t.right for t in tracks], np.float64)
     return x, y
 
@@ -102,7 +103,7 @@ def fit(x: Matrix, y: Matrix, l2: float) -> MatchVerifier:
     means, scales = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = np.hstack([(x - means) / scales, np.ones((len(x), 1))])
     w = np.zeros(z.shape[1])
-    penalty = np.diag([*([l2] * len(FEATURES)), 0.0])
+    penalty = np.diag([*([l2] * len(EVIDENCE_FEATURES)), 0.0])
     for _ in range(50):
         p = 1 / (1 + np.exp(-z @ w))
         gradient = z.T @ (p - y) + penalty @ w
@@ -112,7 +113,7 @@ def fit(x: Matrix, y: Matrix, l2: float) -> MatchVerifier:
         if np.abs(step).max() < 1e-9:
             break
     return MatchVerifier(
-        FEATURES, tuple(means), tuple(scales), tuple(w[:-1]), float(w[-1]), cut=0.5
+        EVIDENCE_FEATURES, tuple(means), tuple(scales), tuple(w[:-1]), float(w[-1]), cut=0.5
     )
 
 
@@ -171,45 +172,6 @@ def out_of_sample(splits: Sequence[SplitTracks], l2: float) -> tuple[int, int, i
     return totals[0], totals[1], totals[2]
 
 
-def rule_out_of_sample(
-    splits: Sequence[SplitTracks], penalty: float, full_crops: int
-) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """The threshold and margin rule on the same tracks: pooled at the shipped values, and
-    out of sample (each split at the values the others chose)."""
-    grids = []
-    for split in splits:
-        grid = {}
-        for threshold in evaluation.THRESHOLDS:
-            for margin in evaluation.MARGINS:
-                accepted = [
-                    t.evidence.score
-                    >= threshold
-                    + short_track_handicap(
-                        t.evidence.crops, short_track_penalty=penalty, full_track_crops=full_crops
-                    )
-                    and t.evidence.score - t.evidence.runner_up >= margin
-                    for t in split.tracks
-                ]
-                grid[f"{threshold:.2f}/{margin:.2f}"] = list(split.counts(accepted))
-        grids.append(grid)
-    defaults = CatalogSettings.model_fields
-    shipped = evaluation.pooled_counts(
-        grids,
-        float(defaults["match_score_threshold"].default),
-        float(defaults["match_margin"].default),
-    )
-    held = [0, 0, 0]
-    for i, grid in enumerate(grids):
-        chosen = evaluation.choose_calibration(grids[:i] + grids[i + 1 :])
-        counts = (
-            evaluation.pooled_counts([grid], chosen.threshold, chosen.margin)
-            if chosen
-            else (0, 0, grid["0.50/0.00"][2])
-        )
-        held = [a + b for a, b in zip(held, counts, strict=True)]
-    return shipped, (held[0], held[1], held[2])
-
-
 def _line(counts: tuple[int, int, int]) -> str:
     right, tagged, on_screen = counts
     return (
@@ -238,15 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     head = MatcherHead.load(Path(settings.embed_head) if settings.embed_head else DEFAULT_HEAD)
     colour = ObjectColour(settings.match_colour_weight, settings.match_colour_centre)
-    splits = []
+    splits, rule_grids = [], []
     for folder in args.folders:
         split = Split.load(folder, embedder, settings.match_colour_centre)
         splits.append(judged_tracks(split, head, colour, settings.match_candidates))
+        # The threshold rule on the same tracks, as rescore.py judges it.
+        rule_grids.append(
+            split.grid(
+                head, colour, settings.match_short_track_penalty, settings.max_crops_per_track
+            )
+        )
         print(f"{folder.name}: {len(splits[-1].tracks)} tracks", flush=True)
 
-    shipped, rule_held = rule_out_of_sample(
-        splits, settings.match_short_track_penalty, settings.max_crops_per_track
+    shipped = evaluation.pooled_counts(
+        rule_grids, settings.match_score_threshold, settings.match_margin
     )
+    rule_held = evaluation.leave_one_split_out(rule_grids)
     print(f"threshold and margin at the shipped values, pooled: {_line(shipped)}")
     print(f"threshold and margin, leave one split out:        {_line(rule_held)}")
     held = out_of_sample(splits, args.l2)
@@ -266,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         r, t, o = split.counts([c >= cut for c in confidences(verifier, split)])
         right, tagged, on_screen = right + r, tagged + t, on_screen + o
     print(f"verifier fitted on all, cut {cut:.2f}, pooled: {_line((right, tagged, on_screen))}")
-    weights = dict(zip(FEATURES, np.round(verifier.weights, 2), strict=True))
+    weights = dict(zip(EVIDENCE_FEATURES, np.round(verifier.weights, 2), strict=True))
     print("weights (standardized):", weights)
     if args.out:
         card = {

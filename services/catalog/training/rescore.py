@@ -241,12 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pooled over {len(grids)}: {best}")
     if len(grids) > 2:
         # Out of sample: each split judged at the settings the others chose.
-        held_out = [0, 0, 0]
-        for index, grid in enumerate(grids):
-            chosen = evaluation.choose_calibration(grids[:index] + grids[index + 1 :])
-            if chosen is not None:
-                counts = evaluation.pooled_counts([grid], chosen.threshold, chosen.margin)
-                held_out = [total + n for total, n in zip(held_out, counts, strict=True)]
+        held_out = evaluation.leave_one_split_out(grids)
         right, tagged, on_screen = held_out
         print(
             f"  leave one split out: right, tagged, on screen = {tuple(held_out)}"

@@ -265,6 +265,19 @@ def pooled_counts(
     return right, tagged, on_screen
 
 
+def leave_one_split_out(grids: list[dict[str, list[int]]]) -> tuple[int, int, int]:
+    """(right, tagged, on screen) pairs with each grid judged at the threshold and margin
+    the others chose; a split where the others choose nothing tags nothing."""
+    right = tagged = on_screen = 0
+    for index, grid in enumerate(grids):
+        on_screen += next(iter(grid.values()))[2]  # the same in every cell
+        chosen = choose_calibration(grids[:index] + grids[index + 1 :])
+        if chosen is not None:
+            r, t, _ = pooled_counts([grid], chosen.threshold, chosen.margin)
+            right, tagged = right + r, tagged + t
+    return right, tagged, on_screen
+
+
 def _pooled(
     grids: list[dict[str, list[int]]], threshold: float, margin: float
 ) -> tuple[float, float]:

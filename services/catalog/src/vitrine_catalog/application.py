@@ -32,6 +32,7 @@ from vitrine_catalog.domain.matching import (
     candidates,
     crop_scores,
     judge,
+    mean_scores,
     short_track_handicap,
     verify,
 )
@@ -372,7 +373,7 @@ class Catalog:
         if self.verifier is not None:
             return verify(per_crop, proposed, self.verifier)
         return judge(
-            {product_id: float(scores.mean()) for product_id, scores in per_crop.items()},
+            mean_scores(per_crop),
             proposed,
             threshold=self.settings.match_score_threshold,
             margin=self.settings.match_margin,

@@ -70,7 +70,7 @@ def score_products(crops: Vectors, images_by_product: Mapping[str, Vectors]) -> 
     """Mean over the crops of each product's best cosine against its images.
 
     `crops` is (crops, d) and every product's images (images, d), all unit vectors."""
-    return {p: float(s.mean()) for p, s in crop_scores(crops, images_by_product).items()}
+    return mean_scores(crop_scores(crops, images_by_product))
 
 
 def crop_scores(
@@ -84,8 +84,23 @@ def crop_scores(
     }
 
 
+def mean_scores(per_crop: Mapping[str, npt.NDArray[np.float32]]) -> dict[str, float]:
+    """Each product's mean over the crops of :func:`crop_scores`: its score."""
+    return {product_id: float(scores.mean()) for product_id, scores in per_crop.items()}
+
+
 # How many products after the best one make "the pack" it must stand out from.
 COHORT_SIZE = 5
+# The figures of a track's evidence a verifier may weigh (MatchEvidence.features).
+EVIDENCE_FEATURES = (
+    "score",
+    "margin",
+    "lead_over_cohort",
+    "log_crops",
+    "vote",
+    "spread",
+    "worst",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +133,17 @@ class MatchEvidence:
         )
 
     def features(self) -> dict[str, float]:
-        """The named inputs of a verifier."""
-        return {
-            "score": self.score,
-            "margin": self.score - self.runner_up,
-            "lead_over_cohort": self.score - self.cohort,
-            "log_crops": math.log(max(self.crops, 1)),
-            "vote": self.vote,
-            "spread": self.spread,
-            "worst": self.worst,
-        }
+        """The named inputs of a verifier, in the order of EVIDENCE_FEATURES."""
+        values = (
+            self.score,
+            self.score - self.runner_up,
+            self.score - self.cohort,
+            math.log(max(self.crops, 1)),
+            self.vote,
+            self.spread,
+            self.worst,
+        )
+        return dict(zip(EVIDENCE_FEATURES, values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +165,7 @@ class MatchVerifier:
         sizes = {len(self.features), len(self.means), len(self.scales), len(self.weights)}
         if len(sizes) != 1:
             raise ValueError("a verifier needs a mean, a scale and a weight for each feature")
-        unknown = set(self.features) - set(MatchEvidence(0, 0, 0, 1, 0, 0, 0).features())
+        unknown = set(self.features) - set(EVIDENCE_FEATURES)
         if unknown:
             raise ValueError(f"unknown verifier features: {sorted(unknown)}")
         if any(scale <= 0 for scale in self.scales):
