@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from vitrine_shopbench.palette import COLOURS
 from vitrine_shopbench.render import FrameRenderer
 from vitrine_shopbench.scene import (
@@ -75,3 +79,31 @@ def test_an_occluder_in_front_hides_part_of_the_object() -> None:
     _, hidden = FrameRenderer(1, _plan(0.5, 1.0, (pole,))).frame(10)
     assert clear[0].visible > 0.99
     assert 0.3 < hidden[0].visible < 0.95
+
+
+def test_a_dataset_can_be_drawn_without_a_difficulty_and_nothing_else_changes() -> None:
+    pole = Occluder(
+        "pole",
+        0.0,
+        5.0,
+        (Key(0.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0)), Key(5.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0))),
+        (30, 30, 30),
+        1.0,
+    )
+    plan = _plan(0.5, 1.0, (pole,))
+    dim = replace(plan.shots[0], lights=(LightKey(0.0, 0.5, (1.0, 0.8, 1.1)),))
+    plan = replace(plan, shots=(dim,))
+
+    normal, seen = FrameRenderer(1, plan).frame(10)
+    unlit, unlit_seen = FrameRenderer(1, plan, frozenset({"lighting"})).frame(10)
+    # The light halved every channel (and tinted them): drawn without it, twice as bright.
+    ratio = unlit.reshape(-1, 3).mean(axis=0) / normal.reshape(-1, 3).mean(axis=0)
+    assert ratio == pytest.approx([2.0, 2.5, 1.82], rel=0.06)
+    assert unlit_seen == seen  # same boxes, same visibility
+
+    _, unhidden = FrameRenderer(1, plan, frozenset({"occluders"})).frame(10)
+    assert seen[0].visible < 0.95
+    assert unhidden[0].visible > 0.99
+
+    with pytest.raises(ValueError, match="unknown difficulty fog"):
+        FrameRenderer(1, plan, frozenset({"fog"}))

@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--jobs", type=int, default=1, help="videos rendered in parallel")
     make.add_argument("--no-yolo", action="store_true", help="skip the detector image export")
     make.add_argument(
+        "--without",
+        default="",
+        help="comma-separated difficulties left out of every frame (lighting, blur,"
+        " occluders): the same videos otherwise, to measure what each costs; never quote"
+        " figures made on such a dataset",
+    )
+    make.add_argument(
         "--videos", help="comma-separated video ids (e.g. test-0003): make only these videos"
     )
     args = parser.parse_args(argv)
@@ -43,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             yolo=not args.no_yolo,
             videos=videos,
+            without=[w.strip() for w in args.without.split(",") if w.strip()],
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -101,7 +101,11 @@ def _rotate(products: list[Any], rng: Any, favour_first: int) -> list[Any]:
 
 
 def render_video(
-    seed: int, plan: VideoPlan, root: Path, yolo_interval: float | None
+    seed: int,
+    plan: VideoPlan,
+    root: Path,
+    yolo_interval: float | None,
+    without: frozenset[str] = frozenset(),
 ) -> VideoResult:
     """Render, encode, write the ground truth and (optionally) export detector images."""
     started = time.perf_counter()
@@ -109,7 +113,7 @@ def render_video(
     relative = f"videos/{plan.split}/{plan.video_id}.{ext}"
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    renderer = FrameRenderer(seed, plan)
+    renderer = FrameRenderer(seed, plan, without)
     seen_per_frame: list[list[Seen]] = []
     with VideoWriter(path, plan.format, plan.quality) as writer:
         for index in range(plan.frame_count):
@@ -185,10 +189,15 @@ def generate(
     yolo: bool = True,
     log: Callable[[str], None] = print,
     videos: Iterable[str] | None = None,
+    without: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Make the dataset; `videos` (ids such as "test-0003") makes only those of the
-    chosen splits: each is the same as in the whole split."""
+    chosen splits: each is the same as in the whole split. `without` names difficulties
+    (render.DIFFICULTIES) left out of every frame: a diagnosis of what each costs, never a
+    dataset to quote figures on."""
     check_encoders()
+    skipped = frozenset(without)
+    FrameRenderer.check(skipped)
     scale = SCALES[scale_name]
     splits = [s for s in SPLITS if s in set(splits)]
     out.mkdir(parents=True, exist_ok=True)
@@ -213,18 +222,22 @@ def generate(
     intervals = {s: scale.yolo_interval[s] if yolo else None for s in splits}
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(render_video, seed, p, out, intervals[p.split]) for p in order]
+            futures = [
+                pool.submit(render_video, seed, p, out, intervals[p.split], skipped) for p in order
+            ]
             for future in futures:
                 results.append(future.result())
                 _log_video(log, results[-1])
     else:
         for plan in order:
-            results.append(render_video(seed, plan, out, intervals[plan.split]))
+            results.append(render_video(seed, plan, out, intervals[plan.split], skipped))
             _log_video(log, results[-1])
     results.sort(key=lambda r: r.video_id)
     if yolo:
         _write_yolo_yaml(out, splits)
     manifest = _manifest(seed, scale, splits, catalog, results, yolo)
+    if skipped:
+        manifest["without"] = sorted(skipped)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     log(f"done in {time.perf_counter() - started:.1f} s: {out}")
     return manifest

@@ -51,8 +51,15 @@ class Seen:
     visible: float
 
 
+# Difficulties a dataset can be made without (``generate --without``), to measure what
+# each costs a matcher: the same plans, objects and ground truth, drawn without it.
+DIFFICULTIES: tuple[str, ...] = ("lighting", "blur", "occluders")
+
+
 class FrameRenderer:
-    def __init__(self, seed: int, plan: VideoPlan) -> None:
+    def __init__(self, seed: int, plan: VideoPlan, without: frozenset[str] = frozenset()) -> None:
+        self.check(without)
+        self.without = without
         self.plan = plan
         self.width = plan.format.width
         self.height = plan.format.height
@@ -65,6 +72,14 @@ class FrameRenderer:
         self._occluders: dict[tuple[int, int], Image.Image] = {}
         self._placed_cache: dict[tuple[str, float, float, int, int], Image.Image] = {}
         self._noise_rng = rngs.stream(seed, "noise-offsets", plan.video_id)
+
+    @staticmethod
+    def check(without: frozenset[str]) -> None:
+        unknown = sorted(without - set(DIFFICULTIES))
+        if unknown:
+            raise ValueError(
+                f"unknown difficulty {', '.join(unknown)}: choose from {', '.join(DIFFICULTIES)}"
+            )
 
     def frame(self, index: int) -> tuple[NDArray[np.uint8], list[Seen]]:
         t = index / self.fps
@@ -91,11 +106,11 @@ class FrameRenderer:
             if drawn is not None:
                 silhouettes[appearance.object_id] = drawn
         for occluder in self.plan.occluders:
-            if occluder.start <= t < occluder.end:
+            if occluder.start <= t < occluder.end and "occluders" not in self.without:
                 self._draw_occluder(frame, owner, occluder, shot, t)
         seen = self._seen(owner, silhouettes)
-        image = self._camera_blur(frame, shot, t)
-        gain, tint = light_at(shot, t)
+        image = frame if "blur" in self.without else self._camera_blur(frame, shot, t)
+        gain, tint = (1.0, (1.0, 1.0, 1.0)) if "lighting" in self.without else light_at(shot, t)
         luts: list[int] = []
         for channel in tint:
             k = gain * channel
@@ -209,7 +224,7 @@ class FrameRenderer:
         may own, or None when it is wholly off screen."""
         solid = np.asarray(sprite.getchannel("A")) >= 128
         full = int(solid.sum())
-        sprite, pad = _motion_blur(sprite, velocity)
+        sprite, pad = (sprite, 0) if "blur" in self.without else _motion_blur(sprite, velocity)
         w, h = sprite.size
         left, top = round(x - w / 2), round(y - h / 2)
         x0, y0 = max(0, left), max(0, top)
