@@ -19,15 +19,23 @@ from detector_videos import (
 )
 
 from vitrine_detector.adapters.decoder import PyAVSource
+from vitrine_detector.domain.lighting import LightingParams
 from vitrine_detector.domain.limits import FailureCode, VideoLimits, VideoRejected
 from vitrine_detector.pipeline import PipelineParams, PipelineResult, detect_objects
 
 LIMITS = VideoLimits(max_bytes=100_000_000, max_duration_s=60, max_pixels=1920 * 1080)
 
 
-def run(video: bytes, detector: ColourDetector | None = None, **decoder: bool) -> PipelineResult:
+def run(
+    video: bytes,
+    detector: ColourDetector | None = None,
+    params: PipelineParams | None = None,
+    **decoder: bool,
+) -> PipelineResult:
     with PyAVSource(video, LIMITS, **decoder) as source:
-        return detect_objects(source, detector or ColourDetector(), PipelineParams(), LIMITS)
+        return detect_objects(
+            source, detector or ColourDetector(), params or PipelineParams(), LIMITS
+        )
 
 
 def test_one_object_on_screen_for_seconds_is_one_track_with_its_time_span() -> None:
@@ -172,3 +180,34 @@ def test_a_decoding_failure_in_the_decoding_thread_rejects_the_video() -> None:
             detect_objects(broken, detector, PipelineParams(decode_ahead=4), LIMITS)
     assert rejected.value.code is FailureCode.CORRUPT
     assert detector.calls  # it failed midway, after some frames were detected
+
+
+def test_crops_cut_after_the_light_fades_show_the_object_in_the_shots_opening_light() -> None:
+    square = Square(MAGENTA, 0.25, 0.5, 5.5, (0.05, 0.2), (0.7, 0.5))
+
+    def fading() -> Iterator[np.ndarray]:
+        # Between 2 and 3 s the light fades by a third, tinted: the same shot, another light.
+        for n, frame in enumerate(scene([square], 6.0)):
+            k = min(1.0, max(0.0, (n / 30 - 2.0)))
+            light = 1.0 - k * (1.0 - np.array([0.65, 0.6, 0.7]))
+            yield (frame.astype(np.float32) * light).astype(np.uint8)
+
+    video = encode(fading())
+    # Tolerant enough to find the square under either light, not the grey photo.
+    detector = ColourDetector(colours={"magenta": MAGENTA}, tolerance=90)
+
+    def crop_centres(follow_light: bool) -> list[tuple[float, np.ndarray]]:
+        params = PipelineParams(lighting=LightingParams(enabled=follow_light))
+        return [
+            (c.t, c.image[c.image.shape[0] // 2, c.image.shape[1] // 2].astype(int))
+            for found in run(video, detector, params).objects
+            for c in found.crops
+        ]
+
+    magenta_bgr = np.array(MAGENTA[::-1])
+    as_cut, followed = crop_centres(False), crop_centres(True)
+    late = [c for t, c in as_cut if t >= 3.0]
+    assert late
+    assert max(np.abs(c - magenta_bgr).max() for c in late) > 60
+    assert any(t >= 3.0 for t, _ in followed)
+    assert all(np.abs(c - magenta_bgr).max() < 40 for _, c in followed)

@@ -22,6 +22,7 @@ from vitrine_detector.domain.crops import (
     Image,
     score_view,
 )
+from vitrine_detector.domain.lighting import LightingParams, ShotLight, relit
 from vitrine_detector.domain.limits import VideoLimits, check_complete
 from vitrine_detector.domain.sampling import AdaptiveSampler, SamplingParams, Signature
 from vitrine_detector.domain.tracking import (
@@ -78,6 +79,7 @@ class PipelineParams:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     tracking: TrackingParams = field(default_factory=TrackingParams)
     crops: CropParams = field(default_factory=CropParams)
+    lighting: LightingParams = field(default_factory=LightingParams)
     track_filter: TrackFilter = field(default_factory=TrackFilter)
     max_boxes_per_track: int = 64
     # Sampled frames decoded ahead in a background thread while the detector runs; 0
@@ -133,6 +135,7 @@ class _Run:
         self.sampler = AdaptiveSampler(params.sampling)
         self.tracker = Tracker(params.tracking)
         self.crops: dict[int, BestCrops] = {}
+        self.light = ShotLight(params.lighting)
         self.batch: list[_Sampled] = []
 
     def consume(self, source: FrameSource, limits: VideoLimits) -> None:
@@ -185,6 +188,7 @@ class _Run:
         self.stats.detections += len(detections)
         if sampled.scene_cut:
             self.tracker.cut()
+        gains = self.light.gains(sampled.image, sampled.scene_cut)
         appearances = [describe(sampled.image, d.box) for d in detections]
         assigned = self.tracker.update(sampled.t, detections, appearances)
         for detection, tracklet in zip(detections, assigned, strict=True):
@@ -195,7 +199,7 @@ class _Run:
                 sampled.image, detection.box, detection.confidence, self.params.crops
             )
             if best.wants(sampled.t, quality):
-                crop = cut_out(sampled.image, detection.box, self.params.crops)
+                crop = relit(cut_out(sampled.image, detection.box, self.params.crops), gains)
                 best.offer(CropCandidate(sampled.t, quality, crop))
 
     def result(self) -> PipelineResult:

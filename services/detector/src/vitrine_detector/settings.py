@@ -10,6 +10,7 @@ from pydantic import Field
 
 from vitrine_detector.adapters.yolo import YoloOptions
 from vitrine_detector.domain.crops import CropParams
+from vitrine_detector.domain.lighting import LightingParams
 from vitrine_detector.domain.limits import VideoLimits
 from vitrine_detector.domain.sampling import SamplingParams
 from vitrine_detector.domain.tracking import TrackFilter, TrackingParams
@@ -139,6 +140,10 @@ class DetectorSettings(ServiceSettings):
     crop_min_gap_s: float = Field(0.25, ge=0)
     crop_max_side_px: int = Field(512, ge=64)
     crop_min_side_px: int = Field(24, ge=8)
+    crop_follow_light: bool = Field(
+        False,
+        description="show every crop of a shot in the shot's opening light (domain/lighting.py)",
+    )
 
     def limits(self) -> VideoLimits:
         return VideoLimits(
@@ -184,6 +189,7 @@ class DetectorSettings(ServiceSettings):
                 max_side_px=self.crop_max_side_px,
                 min_side_px=self.crop_min_side_px,
             ),
+            lighting=LightingParams(enabled=self.crop_follow_light),
             track_filter=TrackFilter(
                 min_frames=self.track_min_frames,
                 min_duration_s=self.track_min_duration_s,

@@ -1,0 +1,107 @@
+"""Following a shot's light, so that the crops the matcher gets show the objects' colours.
+
+Within one continuous shot the objects do not change colour, but the light does: a lamp
+dims, a cloud passes, the camera's exposure and white balance hunt. Every such change
+moves every colour the catalog compares with a product's studio shots, and colour is
+often all that tells a product from its look-alike or from a thing no shop sells.
+
+The light is followed from one sampled frame to the next: a small colour copy of each
+frame is aligned with the previous one (the camera's shift, by phase correlation), and
+per channel the median ratio of the overlapping cells is how much the light changed (the
+background, most of the picture, is the same surface under another light; moving objects
+are a minority a median ignores). The ratios multiply into the light relative to the
+shot's first frame, and crops are divided by it: every crop of a shot is shown as the
+shot's opening light showed it. A scene cut starts again at 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from vitrine_detector.domain.crops import Image
+from vitrine_detector.domain.sampling import camera_shift
+
+Gains = npt.NDArray[np.float32]  # one factor per channel, in the image's channel order
+
+
+@dataclass(frozen=True, slots=True)
+class LightingParams:
+    enabled: bool = False  # CROP_FOLLOW_LIGHT
+    thumbnail_columns: int = 64  # the frame is compared at this width
+    min_level: float = 12.0  # cells darker than this (or ...)
+    max_level: float = 243.0  # ... brighter than this, clipped, say nothing of the light
+    max_gain: float = 3.0  # no channel is scaled by more than this, nor less than 1/it
+
+    def __post_init__(self) -> None:
+        if self.thumbnail_columns < 8:
+            raise ValueError("thumbnail_columns must be at least 8")
+        if self.max_gain < 1:
+            raise ValueError("max_gain must be at least 1")
+
+
+def thumbnail(image: Image, columns: int) -> npt.NDArray[np.float32]:
+    """The frame averaged down to ``columns`` cells across (rows in proportion)."""
+    height, width = image.shape[:2]
+    rows = max(4, round(columns * height / width))
+    small = cv2.resize(image, (columns, rows), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32)
+
+
+def light_change(
+    before: npt.NDArray[np.float32], after: npt.NDArray[np.float32], p: LightingParams
+) -> npt.NDArray[np.float32] | None:
+    """Per channel, how much brighter ``after`` is lit than ``before`` (None: too little
+    overlap or too few usable cells to tell)."""
+    dy, dx = camera_shift(before.mean(axis=2), after.mean(axis=2))
+    rows, cols = before.shape[:2]
+    if abs(dy) >= rows // 2 or abs(dx) >= cols // 2:
+        return None
+    a = before[max(dy, 0) : rows + min(dy, 0), max(dx, 0) : cols + min(dx, 0)]
+    b = after[max(-dy, 0) : rows + min(-dy, 0), max(-dx, 0) : cols + min(-dx, 0)]
+    a, b = a.reshape(-1, a.shape[2]), b.reshape(-1, b.shape[2])
+    usable = ((a > p.min_level) & (a < p.max_level) & (b > p.min_level) & (b < p.max_level)).all(
+        axis=1
+    )
+    if usable.sum() < 0.2 * len(a):
+        return None
+    ratio: npt.NDArray[np.float32] = np.median(b[usable] / a[usable], axis=0).astype(np.float32)
+    return ratio
+
+
+class ShotLight:
+    """The light of one video's current shot relative to its first frame; feed it every
+    sampled frame in time order."""
+
+    def __init__(self, params: LightingParams) -> None:
+        self.params = params
+        self._previous: npt.NDArray[np.float32] | None = None
+        self._light = np.ones(3, np.float32)
+
+    def gains(self, image: Image, scene_cut: bool) -> Gains:
+        """The factors that show this frame's crops in the shot's opening light."""
+        if not self.params.enabled:
+            return np.ones(image.shape[2], np.float32)
+        current = thumbnail(image, self.params.thumbnail_columns)
+        if scene_cut or self._previous is None:
+            self._light = np.ones(image.shape[2], np.float32)
+        else:
+            change = light_change(self._previous, current, self.params)
+            if change is not None:
+                limit = self.params.max_gain
+                self._light = np.clip(self._light * change, 1.0 / limit, limit)
+        self._previous = current
+        gains: Gains = (1.0 / self._light).astype(np.float32)
+        return gains
+
+
+def relit(crop: Image, gains: Gains) -> Image:
+    """The crop with each channel scaled by its gain (the same array when all are 1)."""
+    if np.allclose(gains, 1.0, atol=1e-3):
+        return crop
+    scaled = crop.astype(np.float32) * gains
+    out: Image = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    return out
