@@ -54,6 +54,16 @@ def test_an_object_entering_does_not_pass_for_a_change_of_light() -> None:
     assert change == pytest.approx([1.0, 1.0, 1.0], abs=0.03)
 
 
+def test_the_light_change_of_a_dark_picture_is_measured_too() -> None:
+    # A night scene (ShopBench's moon): cells around 3-18 of 255, still enough to tell.
+    surface = world() * 0.08
+    before = thumbnail(view(surface, 0, 0), ON.thumbnail_columns)
+    after = thumbnail(view(surface, 8, 4, (0.8, 0.8, 0.8)), ON.thumbnail_columns)
+    change = light_change(before, after, ON)
+    assert change is not None
+    assert change == pytest.approx([0.8, 0.8, 0.8], rel=0.04)
+
+
 def test_a_shot_dimming_step_by_step_is_shown_in_its_opening_light() -> None:
     light = ShotLight(ON)
     surface = world()

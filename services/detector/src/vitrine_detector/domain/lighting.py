@@ -7,11 +7,13 @@ often all that tells a product from its look-alike or from a thing no shop sells
 
 The light is followed from one sampled frame to the next: a small colour copy of each
 frame is aligned with the previous one (the camera's shift, by phase correlation), and
-per channel the median ratio of the overlapping cells is how much the light changed (the
-background, most of the picture, is the same surface under another light; moving objects
-are a minority a median ignores). The ratios multiply into the light relative to the
-shot's first frame, and crops are divided by it: every crop of a shot is shown as the
-shot's opening light showed it. A scene cut starts again at 1.
+per channel the ratio of the overlapping cells is how much the light changed: the
+background, most of the picture, is the same surface under another light, so the cells
+that agree with the median ratio are kept (objects that moved or came close do not) and
+their sums compared; when too few agree, the step says nothing. The ratios multiply
+into the light relative to the shot's first frame, and crops are divided by it: every
+crop of a shot is shown as the shot's opening light showed it. A scene cut starts again
+at 1.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ Gains = npt.NDArray[np.float32]  # one factor per channel, in the image's channe
 class LightingParams:
     enabled: bool = False  # CROP_FOLLOW_LIGHT
     thumbnail_columns: int = 64  # the frame is compared at this width
-    min_level: float = 12.0  # cells darker than this (or ...)
+    min_level: float = 4.0  # cells darker than this (or ...)
     max_level: float = 243.0  # ... brighter than this, clipped, say nothing of the light
     max_gain: float = 3.0  # no channel is scaled by more than this, nor less than 1/it
+    agreement: float = 0.15  # a cell agrees with a change if within ~15 % of it, per channel
+    min_agreeing_share: float = 0.3  # of the usable cells, or the change is not believed
 
     def __post_init__(self) -> None:
         if self.thumbnail_columns < 8:
@@ -47,8 +51,12 @@ def thumbnail(image: Image, columns: int) -> npt.NDArray[np.float32]:
     """The frame averaged down to ``columns`` cells across (rows in proportion)."""
     height, width = image.shape[:2]
     rows = max(4, round(columns * height / width))
-    small = cv2.resize(image, (columns, rows), interpolation=cv2.INTER_AREA)
-    return small.astype(np.float32)
+    # Every step-th pixel (a cell still averages dozens), averaged in float so that a dark
+    # picture's cells are not rounded to a few levels: ~1 ms for a 1080p frame.
+    step = max(1, width // (columns * 4))
+    sparse = np.ascontiguousarray(image[::step, ::step], dtype=np.float32)
+    small = cv2.resize(sparse, (columns, rows), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, np.float32)
 
 
 def light_change(
@@ -66,10 +74,20 @@ def light_change(
     usable = ((a > p.min_level) & (a < p.max_level) & (b > p.min_level) & (b < p.max_level)).all(
         axis=1
     )
-    if usable.sum() < 0.2 * len(a):
+    if usable.sum() < 0.1 * len(a):
         return None
-    ratio: npt.NDArray[np.float32] = np.median(b[usable] / a[usable], axis=0).astype(np.float32)
-    return ratio
+    ratios = b[usable] / a[usable]
+    ratio: npt.NDArray[np.float32] = np.median(ratios, axis=0).astype(np.float32)
+    # The light changes every cell alike. Where most cells disagree with the median, the
+    # picture itself changed (a large object came close, the camera zoomed): no verdict.
+    agreeing = (np.abs(np.log(ratios / ratio)) < p.agreement).all(axis=1)
+    if agreeing.mean() < p.min_agreeing_share:
+        return None
+    # Brighter cells measure a ratio more precisely: weigh them by their level.
+    agreed: npt.NDArray[np.float32] = (
+        b[usable][agreeing].sum(axis=0) / a[usable][agreeing].sum(axis=0)
+    ).astype(np.float32)
+    return agreed
 
 
 class ShotLight:
