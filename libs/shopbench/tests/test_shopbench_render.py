@@ -59,6 +59,17 @@ def test_a_still_object_in_the_middle_is_boxed_where_it_stands() -> None:
         assert only.visible > 0.99
 
 
+# A pole standing in front of the middle of the frame for the whole clip.
+POLE = Occluder(
+    "pole",
+    0.0,
+    5.0,
+    (Key(0.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0)), Key(5.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0))),
+    (30, 30, 30),
+    1.0,
+)
+
+
 def test_an_object_half_off_the_frame_is_half_visible() -> None:
     _, seen = FrameRenderer(1, _plan(0.0, 1.0)).frame(10)
     (only,) = seen
@@ -67,30 +78,14 @@ def test_an_object_half_off_the_frame_is_half_visible() -> None:
 
 
 def test_an_occluder_in_front_hides_part_of_the_object() -> None:
-    pole = Occluder(
-        "pole",
-        0.0,
-        5.0,
-        (Key(0.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0)), Key(5.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0))),
-        (30, 30, 30),
-        1.0,
-    )
     _, clear = FrameRenderer(1, _plan(0.5, 1.0)).frame(10)
-    _, hidden = FrameRenderer(1, _plan(0.5, 1.0, (pole,))).frame(10)
+    _, hidden = FrameRenderer(1, _plan(0.5, 1.0, (POLE,))).frame(10)
     assert clear[0].visible > 0.99
     assert 0.3 < hidden[0].visible < 0.95
 
 
 def test_a_dataset_can_be_drawn_without_a_difficulty_and_nothing_else_changes() -> None:
-    pole = Occluder(
-        "pole",
-        0.0,
-        5.0,
-        (Key(0.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0)), Key(5.0, Pose(0.5, 0.5, 1.0, 0.0, 0.0))),
-        (30, 30, 30),
-        1.0,
-    )
-    plan = _plan(0.5, 1.0, (pole,))
+    plan = _plan(0.5, 1.0, (POLE,))
     dim = replace(plan.shots[0], lights=(LightKey(0.0, 0.5, (1.0, 0.8, 1.1)),))
     plan = replace(plan, shots=(dim,))
 

@@ -35,12 +35,17 @@ def view(
     return out
 
 
+def measured_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    change = light_change(
+        thumbnail(before, ON.thumbnail_columns), thumbnail(after, ON.thumbnail_columns), ON
+    )
+    assert change is not None
+    return change
+
+
 def test_the_light_change_between_two_frames_is_found_although_the_camera_moved() -> None:
     surface = world()
-    before = thumbnail(view(surface, 0, 0), ON.thumbnail_columns)
-    after = thumbnail(view(surface, 30, 20, (0.6, 0.5, 0.7)), ON.thumbnail_columns)
-    change = light_change(before, after, ON)
-    assert change is not None
+    change = measured_change(view(surface, 0, 0), view(surface, 30, 20, (0.6, 0.5, 0.7)))
     assert change == pytest.approx([0.6, 0.5, 0.7], rel=0.03)
 
 
@@ -49,18 +54,13 @@ def test_an_object_entering_does_not_pass_for_a_change_of_light() -> None:
     before = view(surface, 0, 0)
     after = before.copy()
     after[150:400, 300:600] = (250, 20, 240)  # a saturated object over an eighth of the frame
-    change = light_change(thumbnail(before, 64), thumbnail(after, 64), ON)
-    assert change is not None
-    assert change == pytest.approx([1.0, 1.0, 1.0], abs=0.03)
+    assert measured_change(before, after) == pytest.approx([1.0, 1.0, 1.0], abs=0.03)
 
 
 def test_the_light_change_of_a_dark_picture_is_measured_too() -> None:
     # A night scene (ShopBench's moon): cells around 3-18 of 255, still enough to tell.
     surface = world() * 0.08
-    before = thumbnail(view(surface, 0, 0), ON.thumbnail_columns)
-    after = thumbnail(view(surface, 8, 4, (0.8, 0.8, 0.8)), ON.thumbnail_columns)
-    change = light_change(before, after, ON)
-    assert change is not None
+    change = measured_change(view(surface, 0, 0), view(surface, 8, 4, (0.8, 0.8, 0.8)))
     assert change == pytest.approx([0.8, 0.8, 0.8], rel=0.04)
 
 
