@@ -5,15 +5,16 @@ dims, a cloud passes, the camera's exposure and white balance hunt. Every such c
 moves every colour the catalog compares with a product's studio shots, and colour is
 often all that tells a product from its look-alike or from a thing no shop sells.
 
-The light is followed from one sampled frame to the next: a small colour copy of each
-frame is aligned with the previous one (the camera's shift, by phase correlation), and
+The light is followed through the sampled frames: a small colour copy of each
+frame is aligned with an earlier one (the camera's shift, by phase correlation), and
 per channel the ratio of the overlapping cells is how much the light changed: the
 background, most of the picture, is the same surface under another light, so the cells
 that agree with the median ratio are kept (objects that moved or came close do not) and
-their sums compared; when too few agree, the step says nothing. The ratios multiply
-into the light relative to the shot's first frame, and crops are divided by it: every
-crop of a shot is shown as the shot's opening light showed it. A scene cut starts again
-at 1.
+their sums compared; when too few agree, the comparison says nothing. Each frame is
+compared with the shot's first frame while enough of it is still in view (no error piles
+up), else with the previous frame, the changes multiplying. Crops are divided by the
+light so found: every crop of a shot is shown as the shot's opening light showed it. A
+scene cut starts again at 1.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class ShotLight:
 
     def __init__(self, params: LightingParams) -> None:
         self.params = params
+        self._opening: npt.NDArray[np.float32] | None = None
         self._previous: npt.NDArray[np.float32] | None = None
         self._light = np.ones(3, np.float32)
 
@@ -104,13 +106,21 @@ class ShotLight:
         if not self.params.enabled:
             return np.ones(image.shape[2], np.float32)
         current = thumbnail(image, self.params.thumbnail_columns)
-        if scene_cut or self._previous is None:
+        if scene_cut or self._opening is None or self._previous is None:
             self._light = np.ones(image.shape[2], np.float32)
+            self._opening = current
         else:
-            change = light_change(self._previous, current, self.params)
-            if change is not None:
-                limit = self.params.max_gain
-                self._light = np.clip(self._light * change, 1.0 / limit, limit)
+            # Against the opening frame itself while enough of it is still in view (no
+            # error piles up), else from the previous frame on.
+            direct = light_change(self._opening, current, self.params)
+            if direct is not None:
+                self._light = direct
+            else:
+                change = light_change(self._previous, current, self.params)
+                if change is not None:
+                    self._light = self._light * change
+            limit = self.params.max_gain
+            self._light = np.clip(self._light, 1.0 / limit, limit)
         self._previous = current
         gains: Gains = (1.0 / self._light).astype(np.float32)
         return gains
