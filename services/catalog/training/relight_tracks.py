@@ -7,6 +7,7 @@ Modes (every crop divided, per channel, by the light it was filmed under (gain x
 `scene.light_at` at the crop's time) relative to):
 - `absolute`: nothing: the crop as a neutral, unit light would show it;
 - `opening`: the light at its shot's start: what CROP_FOLLOW_LIGHT estimates;
+- `median`: the shot's median light (per channel, over 50 instants of the shot);
 - `none`: not divided (the crops re-encoded alike: the control to compare with).
 
 OUT gets one folder per input, with the same tracks.json and the studio features (crops
@@ -49,6 +50,10 @@ def relight(folder: Path, out: Path, mode: str) -> None:
                 if mode == "opening":
                     gain0, tint0 = light_at(shot, shot.start)
                     light = light / (gain0 * np.array(tint0))
+                elif mode == "median":
+                    instants = np.linspace(shot.start, shot.end, 50, endpoint=False)
+                    lights = [g * np.array(tt) for g, tt in (light_at(shot, x) for x in instants)]
+                    light = light / np.median(np.array(lights), axis=0)
                 elif mode == "none":
                     light = np.ones(3)
                 rgb = np.asarray(Image.open(folder / crop["file"]).convert("RGB"), np.float32)
@@ -58,7 +63,7 @@ def relight(folder: Path, out: Path, mode: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["absolute", "opening", "none"])
+    parser.add_argument("mode", choices=["absolute", "opening", "median", "none"])
     parser.add_argument("out", type=Path)
     parser.add_argument("folders", type=Path, nargs="+", help="kept tracks of val splits")
     args = parser.parse_args(argv)
