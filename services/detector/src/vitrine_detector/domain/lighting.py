@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vitrine_detector.domain.crops import Image
-from vitrine_detector.domain.sampling import camera_shift
+from vitrine_detector.domain.sampling import camera_shift, overlap
 
 Gains = npt.NDArray[np.float32]  # one factor per channel, in the image's channel order
 
@@ -65,19 +65,17 @@ def light_change(
 ) -> npt.NDArray[np.float32] | None:
     """Per channel, how much brighter ``after`` is lit than ``before`` (None: too little
     overlap or too few usable cells to tell)."""
-    dy, dx = camera_shift(before.mean(axis=2), after.mean(axis=2))
-    rows, cols = before.shape[:2]
-    if abs(dy) >= rows // 2 or abs(dx) >= cols // 2:
+    parts = overlap(before, after, camera_shift(before.mean(axis=2), after.mean(axis=2)))
+    if parts is None:
         return None
-    a = before[max(dy, 0) : rows + min(dy, 0), max(dx, 0) : cols + min(dx, 0)]
-    b = after[max(-dy, 0) : rows + min(-dy, 0), max(-dx, 0) : cols + min(-dx, 0)]
-    a, b = a.reshape(-1, a.shape[2]), b.reshape(-1, b.shape[2])
+    a, b = (part.reshape(-1, part.shape[2]) for part in parts)
     usable = ((a > p.min_level) & (a < p.max_level) & (b > p.min_level) & (b < p.max_level)).all(
         axis=1
     )
     if usable.sum() < 0.1 * len(a):
         return None
-    ratios = b[usable] / a[usable]
+    a, b = a[usable], b[usable]
+    ratios = b / a
     ratio: npt.NDArray[np.float32] = np.median(ratios, axis=0).astype(np.float32)
     # The light changes every cell alike. Where most cells disagree with the median, the
     # picture itself changed (a large object came close, the camera zoomed): no verdict.
@@ -85,9 +83,9 @@ def light_change(
     if agreeing.mean() < p.min_agreeing_share:
         return None
     # Brighter cells measure a ratio more precisely: weigh them by their level.
-    agreed: npt.NDArray[np.float32] = (
-        b[usable][agreeing].sum(axis=0) / a[usable][agreeing].sum(axis=0)
-    ).astype(np.float32)
+    agreed: npt.NDArray[np.float32] = (b[agreeing].sum(axis=0) / a[agreeing].sum(axis=0)).astype(
+        np.float32
+    )
     return agreed
 
 

@@ -82,15 +82,26 @@ def camera_shift(a: Signature, b: Signature) -> tuple[int, int]:
     )
 
 
-def aligned_change(a: Signature, b: Signature, shift: tuple[int, int], level: float) -> float:
-    """Share of the overlap that changed once b is moved by `shift` onto a."""
+def overlap(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], shift: tuple[int, int]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """The cells of a and b that show the same place once b is moved by `shift` onto a
+    (camera_shift's), or None when less than half of each side overlaps."""
     dy, dx = shift
-    rows, cols = a.shape
+    rows, cols = a.shape[:2]
     if abs(dy) >= rows // 2 or abs(dx) >= cols // 2:
-        return changed_share(a, b, level)  # too little overlap to say anything
+        return None
     a_part = a[max(dy, 0) : rows + min(dy, 0), max(dx, 0) : cols + min(dx, 0)]
     b_part = b[max(-dy, 0) : rows + min(-dy, 0), max(-dx, 0) : cols + min(-dx, 0)]
-    return changed_share(a_part, b_part, level)
+    return a_part, b_part
+
+
+def aligned_change(a: Signature, b: Signature, shift: tuple[int, int], level: float) -> float:
+    """Share of the overlap that changed once b is moved by `shift` onto a."""
+    parts = overlap(a, b, shift)
+    if parts is None:
+        return changed_share(a, b, level)  # too little overlap to say anything
+    return changed_share(*parts, level)
 
 
 def luma_histogram(signature: Signature) -> npt.NDArray[np.float64]:
